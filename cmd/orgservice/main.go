@@ -1,0 +1,152 @@
+// Command orgservice runs the Organization Management Service: on MongoDB
+// when MONGO_URL is set, else on an embedded FerretDB under DATA_DIR.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/config"
+	"github.com/orgservice/orgservice/internal/embeddb"
+	"github.com/orgservice/orgservice/internal/httpapi"
+	"github.com/orgservice/orgservice/internal/mongostore"
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "orgservice:", err)
+		os.Exit(1)
+	}
+}
+
+// shutdownGrace bounds a graceful shutdown.
+const shutdownGrace = 10 * time.Second
+
+func run(ctx context.Context) error {
+	cfg, err := config.Load()
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	log := newLogger(cfg)
+
+	uri := cfg.MongoURL
+	if cfg.Embedded() {
+		db, err := embeddb.Start(filepath.Join(cfg.DataDir, "ferretdb"), cfg.EmbeddedMongoAddr, ferretLogger(cfg))
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		uri = db.URI()
+		log.Info("embedded database started", slog.String("mongo_url", uri), slog.String("data_dir", cfg.DataDir))
+		if cfg.SecretKey == "" {
+			if cfg.SecretKey, err = config.EmbeddedSecret(cfg.DataDir); err != nil {
+				return err
+			}
+		}
+	}
+
+	client, err := mongostore.Connect(uri, cfg.DBTimeout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
+	store := mongostore.New(client.Database(cfg.MongoDBName), cfg.CopyBatchSize)
+	if err := waitForIndexes(ctx, store, log); err != nil {
+		return err
+	}
+
+	orgs := org.NewService(store, auth.Bcrypt{Cost: cfg.BcryptCost}, org.Config{
+		Strategy: org.Strategy(cfg.MigrationStrategy),
+		LeaseTTL: cfg.LeaseTTL,
+	}, log)
+	authn, err := auth.NewService(orgs, auth.Config{
+		Secret: []byte(cfg.SecretKey), Issuer: cfg.JWTIssuer, TTL: cfg.JWTTTL, BcryptCost: cfg.BcryptCost,
+	})
+	if err != nil {
+		return err
+	}
+	go orgs.RunReconciler(ctx, cfg.LeaseTTL)
+
+	srv := &http.Server{
+		Addr:              cfg.HTTPAddr,
+		Handler:           httpapi.New(orgs, authn, log, httpapi.Options{DBTimeout: cfg.DBTimeout}),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	log.Info("listening", slog.String("addr", ln.Addr().String()))
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Warn("http shutdown", slog.Any("error", err))
+	}
+	// Operations in flight finish; one that cannot in time keeps its lease,
+	// and the next start (or another instance) completes it.
+	if err := orgs.Wait(sctx); err != nil {
+		log.Warn("operations still running at shutdown; the reconciler will finish them", slog.Any("error", err))
+	}
+	return nil
+}
+
+// waitForIndexes ensures the indexes, retrying while the database is not up yet.
+func waitForIndexes(ctx context.Context, store *mongostore.Store, log *slog.Logger) error {
+	for {
+		err := store.EnsureIndexes(ctx)
+		if err == nil || !org.IsKind(err, org.KindUnavailable) {
+			return err
+		}
+		log.Warn("database not reachable yet; retrying", slog.Any("error", err))
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func newLogger(cfg config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+}
+
+// ferretLogger keeps the embedded database's own logging to warnings.
+func ferretLogger(cfg config.Config) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: slog.LevelWarn}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)).With(slog.String("component", "ferretdb"))
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts)).With(slog.String("component", "ferretdb"))
+}

@@ -1,0 +1,166 @@
+// Package auth hashes admin passwords, logs admins in, and issues and
+// verifies their JWTs. A token is only as alive as its organization: every
+// verification loads the organization and checks the token's version.
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// Directory finds active organizations; org.Service is one.
+type Directory interface {
+	ByEmail(ctx context.Context, email string) (*org.Organization, error)
+	ByID(ctx context.Context, id string) (*org.Organization, error)
+}
+
+// Bcrypt hashes passwords at a fixed cost.
+type Bcrypt struct{ Cost int }
+
+var _ org.Hasher = Bcrypt{}
+
+// Hash returns the bcrypt hash of password.
+func (b Bcrypt) Hash(password string) (string, error) {
+	h, err := bcrypt.GenerateFromPassword([]byte(password), b.Cost)
+	if err != nil {
+		return "", fmt.Errorf("bcrypt: %w", err)
+	}
+	return string(h), nil
+}
+
+// Config configures token issue and verification.
+type Config struct {
+	Secret     []byte
+	Issuer     string
+	TTL        time.Duration
+	BcryptCost int
+}
+
+// Token is a freshly issued access token.
+type Token struct {
+	AccessToken string
+	TokenType   string
+	ExpiresIn   int64 // seconds
+}
+
+// Service logs admins in and verifies their tokens.
+type Service struct {
+	dir   Directory
+	cfg   Config
+	dummy []byte // hash compared against when the email is unknown, so both cases cost the same
+	now   func() time.Time
+}
+
+// NewService returns a Service that looks organizations up in dir.
+func NewService(dir Directory, cfg Config) (*Service, error) {
+	if len(cfg.Secret) == 0 {
+		return nil, errors.New("auth: empty secret")
+	}
+	pw := make([]byte, 16)
+	_, _ = rand.Read(pw)
+	dummy, err := bcrypt.GenerateFromPassword([]byte(hex.EncodeToString(pw)), cfg.BcryptCost)
+	if err != nil {
+		return nil, fmt.Errorf("auth: dummy hash: %w", err)
+	}
+	return &Service{dir: dir, cfg: cfg, dummy: dummy, now: time.Now}, nil
+}
+
+func badCredentials() error { return org.Errorf(org.KindUnauthorized, "invalid email or password") }
+
+// Login checks an admin's credentials and issues a token. Unknown emails and
+// wrong passwords fail alike, in about the same time. Errors: KindInvalid
+// (blank email or password), KindUnauthorized, KindUnavailable.
+func (s *Service) Login(ctx context.Context, email, password string) (Token, error) {
+	var fields []org.FieldError
+	if strings.TrimSpace(email) == "" {
+		fields = append(fields, org.FieldError{Field: "email", Message: "must not be blank"})
+	}
+	if strings.TrimSpace(password) == "" {
+		fields = append(fields, org.FieldError{Field: "password", Message: "must not be blank"})
+	}
+	if fields != nil {
+		return Token{}, &org.Error{Kind: org.KindInvalid, Message: "the request has invalid fields", Fields: fields}
+	}
+	o, err := s.dir.ByEmail(ctx, email)
+	if err != nil && !org.IsKind(err, org.KindNotFound) {
+		return Token{}, err
+	}
+	hash := s.dummy
+	if o != nil {
+		hash = []byte(o.PasswordHash)
+	}
+	// bcrypt reads only 72 bytes: a longer password must not log in as its prefix.
+	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	if o == nil || !match || len(password) > org.MaxPasswordBytes {
+		return Token{}, badCredentials()
+	}
+	return s.issue(o)
+}
+
+// claims are the JWT claims of an access token.
+type claims struct {
+	OrgName string `json:"org_name"`
+	OrgID   string `json:"org_id"`
+	Ver     int64  `json:"ver"`
+	jwt.RegisteredClaims
+}
+
+func (s *Service) issue(o *org.Organization) (Token, error) {
+	now := s.now()
+	c := claims{
+		OrgName: o.Name,
+		OrgID:   o.ID,
+		Ver:     o.TokenVersion,
+		RegisteredClaims: jwt.RegisteredClaims{
+			Subject:   o.AdminEmail,
+			Issuer:    s.cfg.Issuer,
+			IssuedAt:  jwt.NewNumericDate(now),
+			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TTL)),
+		},
+	}
+	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.cfg.Secret)
+	if err != nil {
+		return Token{}, org.Wrap(org.KindInternal, err, "sign token")
+	}
+	return Token{AccessToken: signed, TokenType: "Bearer", ExpiresIn: int64(s.cfg.TTL / time.Second)}, nil
+}
+
+// Authenticate verifies a bearer token and returns its principal. Only
+// HS256 with our key, a live exp and our issuer pass; then the organization
+// must still exist, be active and be at the token's version. Errors:
+// KindUnauthorized, KindUnavailable.
+func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, error) {
+	var c claims
+	_, err := jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return s.cfg.Secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(s.cfg.Issuer),
+		jwt.WithTimeFunc(s.now),
+	)
+	if err != nil || c.OrgID == "" {
+		return org.Principal{}, org.Errorf(org.KindUnauthorized, "invalid or expired token")
+	}
+	o, err := s.dir.ByID(ctx, c.OrgID)
+	if org.IsKind(err, org.KindNotFound) {
+		return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token's organization no longer exists")
+	}
+	if err != nil {
+		return org.Principal{}, err
+	}
+	if o.TokenVersion != c.Ver || subtle.ConstantTimeCompare([]byte(o.AdminEmail), []byte(c.Subject)) != 1 {
+		return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token has been revoked")
+	}
+	return org.Principal{OrgID: o.ID, Email: o.AdminEmail, OrgName: o.Name}, nil
+}

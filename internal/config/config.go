@@ -1,0 +1,156 @@
+// Package config loads the service's configuration from the environment,
+// with a .env file in the working directory filling in what the real
+// environment does not set.
+package config
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/joho/godotenv"
+	"github.com/kelseyhightower/envconfig"
+)
+
+// MinSecretBytes is the shortest SECRET_KEY accepted.
+const MinSecretBytes = 32
+
+// Config is every setting of the service. .env.example documents each.
+type Config struct {
+	MongoURL          string        `envconfig:"MONGO_URL"`
+	MongoDBName       string        `envconfig:"MONGO_DB_NAME" default:"master_metadata"`
+	EmbeddedMongoAddr string        `envconfig:"EMBEDDED_MONGO_ADDR" default:"127.0.0.1:0"`
+	DataDir           string        `envconfig:"DATA_DIR" default:"./data"`
+	SecretKey         string        `envconfig:"SECRET_KEY"`
+	HTTPAddr          string        `envconfig:"HTTP_ADDR" default:":8080"`
+	JWTTTL            time.Duration `envconfig:"JWT_TTL" default:"1h"`
+	JWTIssuer         string        `envconfig:"JWT_ISSUER" default:"orgservice"`
+	BcryptCost        int           `envconfig:"BCRYPT_COST" default:"12"`
+	DBTimeout         time.Duration `envconfig:"DB_TIMEOUT" default:"5s"`
+	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat         string        `envconfig:"LOG_FORMAT" default:"json"`
+	MigrationStrategy string        `envconfig:"MIGRATION_STRATEGY" default:"auto"`
+	CopyBatchSize     int           `envconfig:"COPY_BATCH_SIZE" default:"1000"`
+	LeaseTTL          time.Duration `envconfig:"LEASE_TTL" default:"30s"`
+	LoginRatePerMin   int           `envconfig:"LOGIN_RATE_PER_MIN" default:"5"`
+	WriteRatePerMin   int           `envconfig:"WRITE_RATE_PER_MIN" default:"10"`
+	TrustedProxies    []string      `envconfig:"TRUSTED_PROXIES"`
+	CORSOrigins       []string      `envconfig:"CORS_ALLOWED_ORIGINS" default:"*"`
+}
+
+// Embedded reports whether the service runs its own FerretDB.
+func (c Config) Embedded() bool { return c.MongoURL == "" }
+
+// Load reads .env (when present) and the environment, and validates the
+// result. Its errors are one line naming the variable at fault.
+func Load() (Config, error) {
+	if err := godotenv.Load(); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return Config{}, fmt.Errorf(".env: %w", err)
+	}
+	var c Config
+	if err := envconfig.Process("", &c); err != nil {
+		return Config{}, err
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	switch {
+	case !c.Embedded() && len(c.SecretKey) < MinSecretBytes:
+		return fmt.Errorf("SECRET_KEY must be at least %d bytes when MONGO_URL is set", MinSecretBytes)
+	case c.SecretKey != "" && len(c.SecretKey) < MinSecretBytes:
+		return fmt.Errorf("SECRET_KEY must be at least %d bytes", MinSecretBytes)
+	case c.MongoDBName == "" || strings.ContainsAny(c.MongoDBName, "/\\. \"$"):
+		return errors.New("MONGO_DB_NAME must be a valid database name")
+	case c.HTTPAddr == "":
+		return errors.New("HTTP_ADDR must not be empty")
+	case c.JWTTTL <= 0:
+		return errors.New("JWT_TTL must be positive")
+	case c.JWTIssuer == "":
+		return errors.New("JWT_ISSUER must not be empty")
+	case c.BcryptCost < 4 || c.BcryptCost > 31:
+		return errors.New("BCRYPT_COST must be between 4 and 31")
+	case c.DBTimeout <= 0:
+		return errors.New("DB_TIMEOUT must be positive")
+	case !oneOf(c.LogLevel, "debug", "info", "warn", "error"):
+		return errors.New("LOG_LEVEL must be debug, info, warn or error")
+	case !oneOf(c.LogFormat, "json", "text"):
+		return errors.New("LOG_FORMAT must be json or text")
+	case !oneOf(c.MigrationStrategy, "auto", "rename", "copy"):
+		return errors.New("MIGRATION_STRATEGY must be auto, rename or copy")
+	case c.CopyBatchSize < 1 || c.CopyBatchSize > 100000:
+		return errors.New("COPY_BATCH_SIZE must be between 1 and 100000")
+	case c.LeaseTTL < time.Second:
+		return errors.New("LEASE_TTL must be at least 1s")
+	case c.LoginRatePerMin < 0:
+		return errors.New("LOGIN_RATE_PER_MIN must not be negative")
+	case c.WriteRatePerMin < 0:
+		return errors.New("WRITE_RATE_PER_MIN must not be negative")
+	}
+	if _, err := c.TrustedPrefixes(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// TrustedPrefixes parses TRUSTED_PROXIES.
+func (c Config) TrustedPrefixes() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range c.TrustedProxies {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("TRUSTED_PROXIES: %q is not a CIDR prefix", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func oneOf(v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	return false
+}
+
+// EmbeddedSecret returns the signing key kept in dir/secret.key, generating
+// it (mode 0600) on first use, so tokens outlive restarts in embedded mode.
+func EmbeddedSecret(dir string) (string, error) {
+	path := filepath.Join(dir, "secret.key")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		key := strings.TrimSpace(string(b))
+		if len(key) < MinSecretBytes {
+			return "", fmt.Errorf("%s holds a key shorter than %d bytes", path, MinSecretBytes)
+		}
+		return key, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", dir, err)
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return "", err
+	}
+	key := hex.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write %s: %w", path, err)
+	}
+	return key, nil
+}

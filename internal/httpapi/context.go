@@ -1,0 +1,38 @@
+package httpapi
+
+import (
+	"context"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	principalKey
+	logInfoKey
+)
+
+// RequestID returns the request's id, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+// principal returns the authenticated admin; ok is false on public routes.
+func principal(ctx context.Context) (org.Principal, bool) {
+	p, ok := ctx.Value(principalKey).(org.Principal)
+	return p, ok
+}
+
+// logInfo collects what handlers learn that the access log line reports.
+type logInfo struct{ orgID string }
+
+func info(ctx context.Context) *logInfo {
+	li, _ := ctx.Value(logInfoKey).(*logInfo)
+	if li == nil {
+		return &logInfo{}
+	}
+	return li
+}

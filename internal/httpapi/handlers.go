@@ -1,0 +1,146 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// orgResponse is the Organization resource. It never carries credentials.
+type orgResponse struct {
+	ID               string    `json:"id"`
+	OrganizationName string    `json:"organization_name"`
+	CollectionName   string    `json:"collection_name"`
+	AdminEmail       string    `json:"admin_email"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
+}
+
+func toResponse(o *org.Organization) orgResponse {
+	return orgResponse{
+		ID: o.ID, OrganizationName: o.Name, CollectionName: o.CollectionName,
+		AdminEmail: o.AdminEmail, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+	}
+}
+
+type createRequest struct {
+	OrganizationName string `json:"organization_name"`
+	Email            string `json:"email"`
+	Password         string `json:"password"`
+}
+
+func (s *Server) createOrg(w http.ResponseWriter, r *http.Request) {
+	req, err := decode[createRequest](w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	o, err := s.orgs.Create(r.Context(), org.CreateInput{Name: req.OrganizationName, Email: req.Email, Password: req.Password})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/org/get?organization_name="+url.QueryEscape(o.Name))
+	respond(w, http.StatusCreated, toResponse(o))
+}
+
+// nameParam returns the required organization_name query parameter.
+func nameParam(r *http.Request) (string, error) {
+	name := r.URL.Query().Get("organization_name")
+	if strings.TrimSpace(name) == "" {
+		return "", badRequest("the query parameter organization_name is required")
+	}
+	return name, nil
+}
+
+func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) {
+	name, err := nameParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	o, err := s.orgs.Get(r.Context(), name)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	respond(w, http.StatusOK, toResponse(o))
+}
+
+type updateRequest struct {
+	OrganizationName *string `json:"organization_name"`
+	Email            *string `json:"email"`
+	Password         *string `json:"password"`
+}
+
+func (s *Server) updateOrg(w http.ResponseWriter, r *http.Request) {
+	req, err := decode[updateRequest](w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, _ := principal(r.Context())
+	o, err := s.orgs.Update(r.Context(), p, org.UpdateInput{Name: req.OrganizationName, Email: req.Email, Password: req.Password})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	respond(w, http.StatusOK, toResponse(o))
+}
+
+func (s *Server) deleteOrg(w http.ResponseWriter, r *http.Request) {
+	name, err := nameParam(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p, _ := principal(r.Context())
+	if err := s.orgs.Delete(r.Context(), p, name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+type loginResponse struct {
+	AccessToken string `json:"access_token"`
+	TokenType   string `json:"token_type"`
+	ExpiresIn   int64  `json:"expires_in"`
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	req, err := decode[loginRequest](w, r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	t, err := s.auth.Login(r.Context(), req.Email, req.Password)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	respond(w, http.StatusOK, loginResponse{AccessToken: t.AccessToken, TokenType: t.TokenType, ExpiresIn: t.ExpiresIn})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	respond(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), s.opts.DBTimeout)
+	defer cancel()
+	if err := s.orgs.Ping(ctx); err != nil {
+		s.fail(w, r, org.Wrap(org.KindUnavailable, err, "the database is not reachable"))
+		return
+	}
+	respond(w, http.StatusOK, map[string]string{"status": "ready"})
+}

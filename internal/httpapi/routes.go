@@ -1,0 +1,53 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// routes mounts every route of the service.
+func (s *Server) routes() chi.Router {
+	r := chi.NewRouter()
+	r.Use(s.requestID, s.accessLog, s.recoverer, securityHeaders)
+	r.NotFound(s.notFound)
+	r.MethodNotAllowed(s.methodNotAllowed(r))
+
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+
+	r.Route("/api/v1", func(r chi.Router) {
+		r.Use(noStore)
+		r.Post("/org/create", s.createOrg)
+		r.Get("/org/get", s.getOrg)
+		r.Post("/admin/login", s.login)
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate)
+			r.Put("/org/update", s.updateOrg)
+			r.Delete("/org/delete", s.deleteOrg)
+		})
+	})
+	return r
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	s.fail(w, r, &requestError{http.StatusNotFound, "not-found", "Not found", "no route matches " + r.URL.Path})
+}
+
+// methodNotAllowed answers 405 with the Allow header chi does not give a
+// custom handler: the methods that do match the path.
+func (s *Server) methodNotAllowed(routes chi.Routes) http.HandlerFunc {
+	methods := []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions}
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range methods {
+			if routes.Match(chi.NewRouteContext(), m, r.URL.Path) {
+				allow = append(allow, m)
+			}
+		}
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		s.fail(w, r, &requestError{http.StatusMethodNotAllowed, "method-not-allowed", "Method not allowed",
+			r.Method + " is not allowed on " + r.URL.Path})
+	}
+}

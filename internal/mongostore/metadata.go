@@ -1,0 +1,216 @@
+package mongostore
+
+import (
+	"context"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// orgDoc is an organizations document.
+type orgDoc struct {
+	ID             bson.ObjectID `bson:"_id"`
+	Name           string        `bson:"organization_name"`
+	Slug           string        `bson:"slug"`
+	CollectionName string        `bson:"collection_name"`
+	AdminEmail     string        `bson:"admin_email"`
+	PasswordHash   string        `bson:"password_hash"`
+	TokenVersion   int64         `bson:"token_version"`
+	State          string        `bson:"state"`
+	Pending        *pendingDoc   `bson:"pending,omitempty"`
+	CreatedAt      time.Time     `bson:"created_at"`
+	UpdatedAt      time.Time     `bson:"updated_at"`
+}
+
+// pendingDoc is the intent of an unfinished operation.
+type pendingDoc struct {
+	Op              string    `bson:"op"`
+	StartedAt       time.Time `bson:"started_at"`
+	FromSlug        string    `bson:"from_slug,omitempty"`
+	ToSlug          string    `bson:"to_slug,omitempty"`
+	ToName          string    `bson:"to_name,omitempty"`
+	Source          string    `bson:"source,omitempty"`
+	Target          string    `bson:"target,omitempty"`
+	Copied          int64     `bson:"copied,omitempty"`
+	FromEmail       string    `bson:"from_email,omitempty"`
+	NewEmail        string    `bson:"new_email,omitempty"`
+	NewPasswordHash string    `bson:"new_password_hash,omitempty"`
+}
+
+func toPendingDoc(p *org.Pending) *pendingDoc {
+	if p == nil {
+		return nil
+	}
+	return &pendingDoc{
+		Op: string(p.Op), StartedAt: p.StartedAt, FromSlug: p.FromSlug, ToSlug: p.ToSlug, ToName: p.ToName,
+		Source: p.Source, Target: p.Target, Copied: p.Copied,
+		FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash,
+	}
+}
+
+func (d *orgDoc) organization() *org.Organization {
+	o := &org.Organization{
+		ID: d.ID.Hex(), Name: d.Name, Slug: d.Slug, CollectionName: d.CollectionName,
+		AdminEmail: d.AdminEmail, PasswordHash: d.PasswordHash, TokenVersion: d.TokenVersion,
+		State: org.State(d.State), CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+	}
+	if p := d.Pending; p != nil {
+		o.Pending = &org.Pending{
+			Op: org.Op(p.Op), StartedAt: p.StartedAt.UTC(), FromSlug: p.FromSlug, ToSlug: p.ToSlug, ToName: p.ToName,
+			Source: p.Source, Target: p.Target, Copied: p.Copied,
+			FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash,
+		}
+	}
+	return o
+}
+
+// InsertOrg stores o; KindConflict when its slug or email is taken.
+func (s *Store) InsertOrg(ctx context.Context, o *org.Organization) error {
+	id, err := bson.ObjectIDFromHex(o.ID)
+	if err != nil {
+		return org.Wrap(org.KindInternal, err, "invalid organization id")
+	}
+	_, err = s.orgs.InsertOne(ctx, orgDoc{
+		ID: id, Name: o.Name, Slug: o.Slug, CollectionName: o.CollectionName,
+		AdminEmail: o.AdminEmail, PasswordHash: o.PasswordHash, TokenVersion: o.TokenVersion,
+		State: string(o.State), Pending: toPendingDoc(o.Pending), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+	})
+	return mapErr(err, "insert organization")
+}
+
+func (s *Store) findOne(ctx context.Context, filter bson.D) (*org.Organization, error) {
+	var d orgDoc
+	if err := s.orgs.FindOne(ctx, filter).Decode(&d); err != nil {
+		return nil, mapErr(err, "find organization")
+	}
+	return d.organization(), nil
+}
+
+// OrgByID returns the organization with id; KindNotFound when there is none.
+func (s *Store) OrgByID(ctx context.Context, id string) (*org.Organization, error) {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return nil, org.Errorf(org.KindNotFound, "organization not found")
+	}
+	return s.findOne(ctx, bson.D{{Key: "_id", Value: oid}})
+}
+
+// OrgBySlug returns the organization with slug; KindNotFound when there is none.
+func (s *Store) OrgBySlug(ctx context.Context, slug string) (*org.Organization, error) {
+	return s.findOne(ctx, bson.D{{Key: "slug", Value: slug}})
+}
+
+// OrgByEmail returns the organization whose admin has email; KindNotFound when there is none.
+func (s *Store) OrgByEmail(ctx context.Context, email string) (*org.Organization, error) {
+	return s.findOne(ctx, bson.D{{Key: "admin_email", Value: email}})
+}
+
+// Unsettled lists organizations that are not active or have a pending operation.
+func (s *Store) Unsettled(ctx context.Context) ([]*org.Organization, error) {
+	cur, err := s.orgs.Find(ctx, bson.D{{Key: "$or", Value: bson.A{
+		bson.D{{Key: "state", Value: bson.D{{Key: "$ne", Value: string(org.StateActive)}}}},
+		bson.D{{Key: "pending", Value: bson.D{{Key: "$exists", Value: true}}}},
+	}}})
+	if err != nil {
+		return nil, mapErr(err, "find unsettled")
+	}
+	var docs []orgDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, mapErr(err, "read unsettled")
+	}
+	out := make([]*org.Organization, len(docs))
+	for i := range docs {
+		out[i] = docs[i].organization()
+	}
+	return out, nil
+}
+
+// CollectionsInUse lists every tenant collection the metadata refers to.
+func (s *Store) CollectionsInUse(ctx context.Context) (map[string]bool, error) {
+	cur, err := s.orgs.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{
+		{Key: "collection_name", Value: 1}, {Key: "pending", Value: 1},
+	}))
+	if err != nil {
+		return nil, mapErr(err, "find collections in use")
+	}
+	var docs []struct {
+		CollectionName string      `bson:"collection_name"`
+		Pending        *pendingDoc `bson:"pending"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, mapErr(err, "read collections in use")
+	}
+	used := make(map[string]bool, len(docs))
+	for _, d := range docs {
+		used[d.CollectionName] = true
+		if d.Pending != nil {
+			if d.Pending.Source != "" {
+				used[d.Pending.Source] = true
+			}
+			if d.Pending.Target != "" {
+				used[d.Pending.Target] = true
+			}
+		}
+	}
+	return used, nil
+}
+
+// UpdateOrg writes c; KindNotFound when the organization is gone.
+func (s *Store) UpdateOrg(ctx context.Context, id string, c org.Changes) error {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return org.Errorf(org.KindNotFound, "organization not found")
+	}
+	set := bson.D{{Key: "updated_at", Value: c.UpdatedAt}}
+	add := func(key string, v any) { set = append(set, bson.E{Key: key, Value: v}) }
+	if c.Name != nil {
+		add("organization_name", *c.Name)
+	}
+	if c.Slug != nil {
+		add("slug", *c.Slug)
+	}
+	if c.CollectionName != nil {
+		add("collection_name", *c.CollectionName)
+	}
+	if c.AdminEmail != nil {
+		add("admin_email", *c.AdminEmail)
+	}
+	if c.PasswordHash != nil {
+		add("password_hash", *c.PasswordHash)
+	}
+	if c.TokenVersion != nil {
+		add("token_version", *c.TokenVersion)
+	}
+	if c.State != nil {
+		add("state", string(*c.State))
+	}
+	update := bson.D{}
+	if c.SetPending && c.Pending != nil {
+		add("pending", toPendingDoc(c.Pending))
+	}
+	update = append(update, bson.E{Key: "$set", Value: set})
+	if c.SetPending && c.Pending == nil {
+		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: "pending", Value: ""}}})
+	}
+	res, err := s.orgs.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}}, update)
+	if err != nil {
+		return mapErr(err, "update organization")
+	}
+	if res.MatchedCount == 0 {
+		return org.Errorf(org.KindNotFound, "organization not found")
+	}
+	return nil
+}
+
+// DeleteOrg removes the metadata of id; a missing one is not an error.
+func (s *Store) DeleteOrg(ctx context.Context, id string) error {
+	oid, err := bson.ObjectIDFromHex(id)
+	if err != nil {
+		return nil
+	}
+	_, err = s.orgs.DeleteOne(ctx, bson.D{{Key: "_id", Value: oid}})
+	return mapErr(err, "delete organization")
+}

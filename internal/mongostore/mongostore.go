@@ -1,0 +1,135 @@
+// Package mongostore implements org.Store over the official MongoDB driver.
+// It runs unchanged on MongoDB and on FerretDB, and depends on nothing either
+// lacks: no transactions, no $out, no dropTarget, no guarded update for
+// exclusion (names and leases are taken by inserts under unique keys).
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// Collection names in the service's database.
+const (
+	OrganizationsCollection = "organizations"
+	claimsCollection        = "claims"
+	leasesCollection        = "leases"
+)
+
+// DefaultBatchSize is how many documents a copy moves per insertMany.
+const DefaultBatchSize = 1000
+
+// Store is an org.Store over one MongoDB database.
+type Store struct {
+	db        *mongo.Database
+	orgs      *mongo.Collection
+	claims    *mongo.Collection
+	leases    *mongo.Collection
+	batchSize int
+}
+
+var _ org.Store = (*Store)(nil)
+
+// New returns a Store over db that copies batchSize documents at a time (0: DefaultBatchSize).
+func New(db *mongo.Database, batchSize int) *Store {
+	if batchSize <= 0 {
+		batchSize = DefaultBatchSize
+	}
+	return &Store{
+		db:        db,
+		orgs:      db.Collection(OrganizationsCollection),
+		claims:    db.Collection(claimsCollection),
+		leases:    db.Collection(leasesCollection),
+		batchSize: batchSize,
+	}
+}
+
+// Connect opens a client to uri whose every operation, server selection
+// included, gives up after timeout, so that requests fail fast while the
+// database is down and succeed again, without a restart, once it is back.
+func Connect(uri string, timeout time.Duration) (*mongo.Client, error) {
+	opts := options.Client().ApplyURI(uri).
+		SetTimeout(timeout).
+		SetServerSelectionTimeout(timeout).
+		SetConnectTimeout(timeout).
+		SetAppName("orgservice")
+	c, err := mongo.Connect(opts)
+	if err != nil {
+		return nil, fmt.Errorf("mongo connect: %w", err)
+	}
+	return c, nil
+}
+
+// EnsureIndexes creates the unique indexes the metadata relies on. It is
+// idempotent and creates one index per command (FerretDB v1 drops the
+// connection when one createIndexes names several existing indexes).
+func (s *Store) EnsureIndexes(ctx context.Context) error {
+	for _, field := range []string{"slug", "admin_email"} {
+		_, err := s.orgs.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: field, Value: 1}},
+			Options: options.Index().SetUnique(true).SetName(field + "_unique"),
+		})
+		if err != nil {
+			return mapErr(err, "ensure index "+field)
+		}
+	}
+	return nil
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	return mapErr(s.db.Client().Ping(ctx, readpref.Primary()), "ping")
+}
+
+// NewID returns a fresh ObjectID in hex.
+func (s *Store) NewID() string { return bson.NewObjectID().Hex() }
+
+// mapErr translates a driver error into the domain's kinds. The driver's
+// text is kept only as the cause, which is logged and never shown.
+func mapErr(err error, op string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return org.Errorf(org.KindNotFound, "organization not found")
+	case mongo.IsDuplicateKeyError(err):
+		return org.Wrap(org.KindConflict, err, "already exists")
+	case unavailable(err):
+		return org.Wrap(org.KindUnavailable, err, "the database is unavailable")
+	}
+	var oe *org.Error
+	if errors.As(err, &oe) {
+		return err
+	}
+	return org.Wrap(org.KindInternal, err, op)
+}
+
+func unavailable(err error) bool {
+	return mongo.IsTimeout(err) || mongo.IsNetworkError(err) ||
+		errors.As(err, &topology.ServerSelectionError{}) ||
+		errors.Is(err, mongo.ErrClientDisconnected) ||
+		errors.Is(err, context.DeadlineExceeded)
+}
+
+// serverCode returns the server's error code, or 0.
+func serverCode(err error) int {
+	var se mongo.ServerError
+	if errors.As(err, &se) {
+		for _, c := range []int{48, 26, 59, 115, 20} {
+			if se.HasErrorCode(c) {
+				return c
+			}
+		}
+	}
+	return 0
+}

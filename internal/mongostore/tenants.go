@@ -1,0 +1,132 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// CreateTenant creates an empty collection, dropping any leftover of that
+// name first: a new organization never inherits documents.
+func (s *Store) CreateTenant(ctx context.Context, name string) error {
+	if err := s.DropTenant(ctx, name); err != nil {
+		return err
+	}
+	return mapErr(s.db.CreateCollection(ctx, name), "create collection")
+}
+
+// DropTenant drops a collection; a missing one is not an error.
+func (s *Store) DropTenant(ctx context.Context, name string) error {
+	return mapErr(s.db.Collection(name).Drop(ctx), "drop collection")
+}
+
+// TenantExists reports whether the collection exists.
+func (s *Store) TenantExists(ctx context.Context, name string) (bool, error) {
+	names, err := s.db.ListCollectionNames(ctx, bson.D{{Key: "name", Value: name}})
+	if err != nil {
+		return false, mapErr(err, "list collections")
+	}
+	return slices.Contains(names, name), nil
+}
+
+// Tenants lists the tenant collections.
+func (s *Store) Tenants(ctx context.Context) ([]string, error) {
+	names, err := s.db.ListCollectionNames(ctx, bson.D{})
+	if err != nil {
+		return nil, mapErr(err, "list collections")
+	}
+	out := names[:0]
+	for _, n := range names {
+		if strings.HasPrefix(n, org.CollectionPrefix) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// CountTenant counts the documents of a collection.
+func (s *Store) CountTenant(ctx context.Context, name string) (int64, error) {
+	n, err := s.db.Collection(name).CountDocuments(ctx, bson.D{})
+	return n, mapErr(err, "count documents")
+}
+
+// RenameTenant renames from to to with renameCollection, an O(1) change of
+// metadata. It never drops a target: KindConflict when to exists.
+func (s *Store) RenameTenant(ctx context.Context, from, to string) error {
+	db := s.db.Name()
+	err := s.db.Client().Database("admin").RunCommand(ctx, bson.D{
+		{Key: "renameCollection", Value: db + "." + from},
+		{Key: "to", Value: db + "." + to},
+	}).Err()
+	switch serverCode(err) {
+	case 0:
+		return mapErr(err, "rename collection")
+	case 48: // NamespaceExists
+		return org.Wrap(org.KindConflict, err, "target collection exists")
+	case 26: // NamespaceNotFound
+		return org.Wrap(org.KindNotFound, err, "source collection not found")
+	default: // CommandNotFound, CommandNotSupported, IllegalOperation
+		return org.ErrRenameUnsupported
+	}
+}
+
+// CopyTenant copies from into to in batches of unordered inserts, skipping
+// the first skip documents. Documents already in to (a resumed copy) are
+// skipped by their duplicate _id, which makes the copy idempotent.
+func (s *Store) CopyTenant(ctx context.Context, from, to string, skip int64, progress func(int64) error) error {
+	cur, err := s.db.Collection(from).Find(ctx, bson.D{},
+		options.Find().SetSkip(skip).SetBatchSize(int32(s.batchSize)))
+	if err != nil {
+		return mapErr(err, "copy: find")
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+	target := s.db.Collection(to)
+	batch := make([]any, 0, s.batchSize)
+	done := skip
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		_, err := target.InsertMany(ctx, batch, options.InsertMany().SetOrdered(false))
+		if err != nil && !onlyDuplicates(err) {
+			return mapErr(err, "copy: insert")
+		}
+		done += int64(len(batch))
+		batch = batch[:0]
+		return progress(done)
+	}
+	for cur.Next(ctx) {
+		batch = append(batch, bson.Raw(slices.Clone(cur.Current)))
+		if len(batch) == s.batchSize {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+	}
+	if err := cur.Err(); err != nil {
+		return mapErr(err, "copy: read")
+	}
+	return flush()
+}
+
+// onlyDuplicates reports whether every failure in a bulk insert was a
+// duplicate key: documents a resumed copy had already moved.
+func onlyDuplicates(err error) bool {
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {
+		return false
+	}
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 {
+			return false
+		}
+	}
+	return true
+}

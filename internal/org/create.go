@@ -1,0 +1,132 @@
+package org
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Create registers a new organization with its admin and creates its tenant
+// collection. The name and the email are claimed by inserts under unique
+// keys, so of any number of concurrent creates of one name exactly one wins.
+// Errors: KindInvalid, KindConflict (name or email taken), KindUnavailable.
+func (s *Service) Create(ctx context.Context, in CreateInput) (*Organization, error) {
+	v, err := in.validate()
+	if err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(v.password)
+	if err != nil {
+		return nil, Wrap(KindInternal, err, "hash password")
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	o := &Organization{
+		ID:             s.store.NewID(),
+		Name:           v.name,
+		Slug:           v.slug,
+		CollectionName: CollectionName(v.slug),
+		AdminEmail:     v.email,
+		PasswordHash:   hash,
+		State:          StateProvisioning,
+		CreatedAt:      now,
+		UpdatedAt:      now,
+	}
+	err = s.detached(ctx, func(ctx context.Context) error { return s.create(ctx, o) })
+	if err != nil {
+		return nil, err
+	}
+	s.obs.OrgCreated()
+	return o, nil
+}
+
+// create claims, records and provisions o. Steps, each recoverable:
+// claim slug → claim email → lease → metadata (provisioning) → collection →
+// active. A crash before "active" is rolled back by the reconciler, which
+// frees the name and the email again.
+func (s *Service) create(ctx context.Context, o *Organization) error {
+	if err := s.claim(ctx, slugKey(o.Slug), o.ID, "an organization with this name already exists"); err != nil {
+		return err
+	}
+	if err := s.step("create:claimed-slug"); err != nil {
+		return err
+	}
+	if err := s.claim(ctx, emailKey(o.AdminEmail), o.ID, "this email is already registered"); err != nil {
+		s.release(ctx, o.ID, slugKey(o.Slug))
+		return err
+	}
+	if err := s.step("create:claimed-email"); err != nil {
+		return err
+	}
+	err := s.withLease(ctx, o.ID, func(ctx context.Context) error {
+		if err := s.store.InsertOrg(ctx, o); err != nil {
+			return err
+		}
+		if err := s.step("create:inserted"); err != nil {
+			return err
+		}
+		if err := s.store.CreateTenant(ctx, o.CollectionName); err != nil {
+			return err
+		}
+		if err := s.step("create:collection"); err != nil {
+			return err
+		}
+		active := StateActive
+		if err := s.store.UpdateOrg(ctx, o.ID, Changes{State: &active, UpdatedAt: o.UpdatedAt}); err != nil {
+			return err
+		}
+		o.State = StateActive
+		return nil
+	})
+	if err != nil && !isHalted(err) {
+		// Not a crash: undo now rather than leave it to the reconciler. If this
+		// fails too, the reconciler rolls the provisioning state back later.
+		if uerr := s.undoCreate(context.WithoutCancel(ctx), o); uerr != nil {
+			s.log.Warn("undo failed create", slog.String("org_id", o.ID), slog.Any("error", uerr))
+		}
+	}
+	return err
+}
+
+// undoCreate rolls a create back: drop the collection, remove the metadata,
+// free the name and the email.
+func (s *Service) undoCreate(ctx context.Context, o *Organization) error {
+	if err := s.store.DropTenant(ctx, o.CollectionName); err != nil {
+		return err
+	}
+	if err := s.store.DeleteOrg(ctx, o.ID); err != nil {
+		return err
+	}
+	return errors.Join(
+		s.store.Release(ctx, slugKey(o.Slug), o.ID),
+		s.store.Release(ctx, emailKey(o.AdminEmail), o.ID),
+	)
+}
+
+// claim takes key for orgID. When another organization holds it, a stale
+// holder (an interrupted operation nobody is running) is settled first, and
+// the claim tried once more.
+func (s *Service) claim(ctx context.Context, key, orgID, conflict string) error {
+	err := s.store.Claim(ctx, key, orgID)
+	if !IsKind(err, KindConflict) {
+		return err
+	}
+	if settled, serr := s.settleClaim(ctx, key); serr != nil || !settled {
+		return Errorf(KindConflict, "%s", conflict)
+	}
+	if err := s.store.Claim(ctx, key, orgID); err != nil {
+		if IsKind(err, KindConflict) {
+			return Errorf(KindConflict, "%s", conflict)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Service) release(ctx context.Context, orgID string, keys ...string) {
+	for _, k := range keys {
+		if err := s.store.Release(context.WithoutCancel(ctx), k, orgID); err != nil {
+			s.log.Warn("release claim", slog.String("key", k), slog.String("org_id", orgID), slog.Any("error", err))
+		}
+	}
+}

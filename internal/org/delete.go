@@ -1,0 +1,72 @@
+package org
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Delete removes the principal's own organization: it is marked deleting
+// (its tokens die at once), its collection is dropped, its metadata removed,
+// and its name and email freed. name must resolve to the principal's
+// organization. Errors: KindInvalid (blank name), KindForbidden (another
+// organization's name, existing or not), KindBusy, KindUnauthorized
+// (organization gone), KindUnavailable.
+func (s *Service) Delete(ctx context.Context, p Principal, name string) error {
+	if strings.TrimSpace(name) == "" {
+		return &Error{Kind: KindInvalid, Message: "organization_name is required",
+			Fields: []FieldError{{Field: "organization_name", Message: "must not be blank"}}}
+	}
+	slug := Slug(name)
+	return s.detached(ctx, func(ctx context.Context) error {
+		return s.withLease(ctx, p.OrgID, func(ctx context.Context) error {
+			o, err := s.settled(ctx, p.OrgID)
+			if err != nil {
+				return err
+			}
+			if o.Slug != slug {
+				return Errorf(KindForbidden, "a token may only delete its own organization")
+			}
+			deleting := StateDeleting
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			o.Pending = &Pending{Op: OpDelete, StartedAt: now}
+			o.State = deleting
+			if err := s.store.UpdateOrg(ctx, o.ID, Changes{State: &deleting, Pending: o.Pending, SetPending: true, UpdatedAt: now}); err != nil {
+				return err
+			}
+			if err := s.step("delete:marked"); err != nil {
+				return err
+			}
+			return s.finishDelete(ctx, o)
+		})
+	})
+}
+
+// finishDelete rolls a delete forward; every step is safe to repeat.
+func (s *Service) finishDelete(ctx context.Context, o *Organization) error {
+	if err := s.store.DropTenant(ctx, o.CollectionName); err != nil {
+		return err
+	}
+	if o.Pending != nil && o.Pending.Target != "" {
+		if err := s.store.DropTenant(ctx, o.Pending.Target); err != nil {
+			return err
+		}
+	}
+	if err := s.step("delete:dropped"); err != nil {
+		return err
+	}
+	if err := s.store.DeleteOrg(ctx, o.ID); err != nil {
+		return err
+	}
+	if err := s.step("delete:removed"); err != nil {
+		return err
+	}
+	if err := s.store.Release(ctx, slugKey(o.Slug), o.ID); err != nil {
+		return err
+	}
+	if err := s.store.Release(ctx, emailKey(o.AdminEmail), o.ID); err != nil {
+		return err
+	}
+	s.obs.OrgDeleted()
+	return nil
+}

@@ -1,0 +1,85 @@
+// Package org is the domain of the service: organizations, their names and
+// slugs, the rules their input must follow, the errors operations return, the
+// storage they need, and the service that runs every operation on them —
+// including the multi-step ones that must survive a crash at any step.
+package org
+
+import "time"
+
+// State is where an organization is in its life.
+type State string
+
+// The states of an organization. Only an active organization can be logged
+// into or changed; a provisioning one is being created, a deleting one is
+// being removed and its tokens are already dead.
+const (
+	StateProvisioning State = "provisioning"
+	StateActive       State = "active"
+	StateDeleting     State = "deleting"
+)
+
+// Organization is one tenant: its metadata and its admin's credentials.
+type Organization struct {
+	ID             string
+	Name           string // display name, trimmed, as given
+	Slug           string
+	CollectionName string
+	AdminEmail     string // lowercased
+	PasswordHash   string
+	TokenVersion   int64
+	State          State
+	Pending        *Pending // the intent of an unfinished multi-step operation, if any
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// Op names a multi-step operation.
+type Op string
+
+// The multi-step operations.
+const (
+	OpRename Op = "rename"
+	OpDelete Op = "delete"
+)
+
+// Pending is the intent of a multi-step operation, written into the
+// organization's metadata before any collection is touched, so that whoever
+// finds it — the operation itself or a reconciler after a crash — can finish it.
+type Pending struct {
+	Op        Op
+	StartedAt time.Time
+
+	// Rename only.
+	FromSlug string
+	ToSlug   string
+	ToName   string // new display name
+	Source   string // collection the data is moved from
+	Target   string // collection the data is moved to
+	Copied   int64  // documents copied so far (copy strategy)
+
+	// Changes applied together with the rename's switch.
+	FromEmail       string
+	NewEmail        string
+	NewPasswordHash string
+}
+
+// Changes is a set of metadata fields to write at once; nil fields are left alone.
+type Changes struct {
+	Name           *string
+	Slug           *string
+	CollectionName *string
+	AdminEmail     *string
+	PasswordHash   *string
+	TokenVersion   *int64
+	State          *State
+	Pending        *Pending // written when SetPending is true
+	SetPending     bool     // write Pending (nil clears it)
+	UpdatedAt      time.Time
+}
+
+// Principal is the authenticated admin of one organization.
+type Principal struct {
+	OrgID   string
+	Email   string
+	OrgName string
+}

@@ -1,0 +1,60 @@
+package org
+
+import (
+	"context"
+	"strings"
+)
+
+// Get returns the organization whose name has the same slug as name. An
+// organization being created or deleted is not found; one with a pending
+// rename is served as its metadata stands, and its operation is nudged on.
+// Errors: KindInvalid (blank name), KindNotFound, KindUnavailable.
+func (s *Service) Get(ctx context.Context, name string) (*Organization, error) {
+	if strings.TrimSpace(name) == "" {
+		return nil, &Error{Kind: KindInvalid, Message: "organization_name is required",
+			Fields: []FieldError{{Field: "organization_name", Message: "must not be blank"}}}
+	}
+	slug := Slug(name)
+	if slug == "" || len(slug) > MaxSlugBytes {
+		return nil, notFound()
+	}
+	o, err := s.store.OrgBySlug(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	s.nudge(o)
+	if o.State != StateActive {
+		return nil, notFound()
+	}
+	return o, nil
+}
+
+// ByEmail returns the active organization whose admin has email.
+// Errors: KindNotFound, KindUnavailable.
+func (s *Service) ByEmail(ctx context.Context, email string) (*Organization, error) {
+	o, err := s.store.OrgByEmail(ctx, NormalizeEmail(email))
+	if err != nil {
+		return nil, err
+	}
+	s.nudge(o)
+	if o.State != StateActive {
+		return nil, notFound()
+	}
+	return o, nil
+}
+
+// ByID returns the active organization with id.
+// Errors: KindNotFound, KindUnavailable.
+func (s *Service) ByID(ctx context.Context, id string) (*Organization, error) {
+	o, err := s.store.OrgByID(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.nudge(o)
+	if o.State != StateActive {
+		return nil, notFound()
+	}
+	return o, nil
+}
+
+func notFound() error { return Errorf(KindNotFound, "organization not found") }

@@ -1,0 +1,190 @@
+package org
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// resume completes or rolls back whatever operation o was left in. The
+// caller holds o's lease. Creates are rolled back (the client never got its
+// 201, so the name is freed); renames and deletes are rolled forward.
+func (s *Service) resume(ctx context.Context, o *Organization) error {
+	log := s.log.With(slog.String("org_id", o.ID), slog.String("slug", o.Slug))
+	switch {
+	case o.State == StateProvisioning:
+		log.Info("rolling back interrupted create")
+		return s.undoCreate(ctx, o)
+	case o.State == StateDeleting || (o.Pending != nil && o.Pending.Op == OpDelete):
+		log.Info("finishing interrupted delete")
+		return s.finishDelete(ctx, o)
+	case o.Pending != nil && o.Pending.Op == OpRename:
+		log.Info("finishing interrupted rename", slog.String("to", o.Pending.ToSlug))
+		return s.finishRename(ctx, o)
+	}
+	return nil
+}
+
+// settle takes the lease of one organization and resumes its operation.
+// It does nothing when a live operation holds the lease.
+func (s *Service) settle(ctx context.Context, id string) error {
+	err := s.withLease(ctx, id, func(ctx context.Context) error {
+		o, err := s.store.OrgByID(ctx, id)
+		if err != nil {
+			if IsKind(err, KindNotFound) {
+				return nil
+			}
+			return err
+		}
+		return s.resume(ctx, o)
+	})
+	if IsKind(err, KindBusy) {
+		return nil
+	}
+	return err
+}
+
+// nudge settles o in the background when it has an unfinished operation,
+// so that any request that touches it helps it along.
+func (s *Service) nudge(o *Organization) {
+	if o.Pending == nil && o.State == StateActive {
+		return
+	}
+	s.mu.Lock()
+	if s.settling[o.ID] {
+		s.mu.Unlock()
+		return
+	}
+	s.settling[o.ID] = true
+	s.mu.Unlock()
+	s.ops.Add(1)
+	go func() {
+		defer s.ops.Done()
+		defer func() { s.mu.Lock(); delete(s.settling, o.ID); s.mu.Unlock() }()
+		if err := s.settle(context.Background(), o.ID); err != nil && !isHalted(err) {
+			s.log.Warn("settle organization", slog.String("org_id", o.ID), slog.Any("error", err))
+		}
+	}()
+}
+
+// settleClaim frees key when its holder no longer needs it: the holder is
+// gone, or is an interrupted operation nobody is running (which is settled
+// now). It reports whether the key may be free.
+func (s *Service) settleClaim(ctx context.Context, key string) (bool, error) {
+	claims, err := s.store.Claims(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, c := range claims {
+		if c.Key != key {
+			continue
+		}
+		o, err := s.store.OrgByID(ctx, c.OrgID)
+		switch {
+		case IsKind(err, KindNotFound):
+			if time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
+				return false, nil // an operation may be about to record it
+			}
+			return true, s.store.Release(ctx, key, c.OrgID)
+		case err != nil:
+			return false, err
+		case o.Pending == nil && o.State == StateActive:
+			if claimMatches(o, key) || time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
+				return false, nil
+			}
+			return true, s.store.Release(ctx, key, c.OrgID)
+		default:
+			return true, s.settle(ctx, o.ID)
+		}
+	}
+	return true, nil
+}
+
+func claimMatches(o *Organization, key string) bool {
+	return key == slugKey(o.Slug) || key == emailKey(o.AdminEmail)
+}
+
+// Reconcile finishes or rolls back every interrupted operation whose lease
+// has expired, frees claims nobody holds any more, and drops tenant
+// collections that no organization refers to. Operations other live
+// instances are running are left alone.
+func (s *Service) Reconcile(ctx context.Context) error {
+	orgs, err := s.store.Unsettled(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, o := range orgs {
+		if err := s.settle(ctx, o.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	claims, err := s.store.Claims(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, c := range claims {
+		if time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
+			continue
+		}
+		if _, err := s.settleClaim(ctx, c.Key); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	errs = append(errs, s.dropOrphans(ctx))
+	return errors.Join(errs...)
+}
+
+// dropOrphans drops tenant collections no metadata refers to: leftovers of
+// a rolled-back create. The slug is claimed while checking, so no create or
+// rename can take it up between the check and the drop.
+func (s *Service) dropOrphans(ctx context.Context) error {
+	tenants, err := s.store.Tenants(ctx)
+	if err != nil {
+		return err
+	}
+	inUse, err := s.store.CollectionsInUse(ctx)
+	if err != nil {
+		return err
+	}
+	sweeper := "sweeper-" + s.instance
+	for _, name := range tenants {
+		if inUse[name] {
+			continue
+		}
+		key := slugKey(strings.TrimPrefix(name, CollectionPrefix))
+		if err := s.store.Claim(ctx, key, sweeper); err != nil {
+			continue // taken: a live create or rename owns the name
+		}
+		inUse, err = s.store.CollectionsInUse(ctx)
+		if err == nil && !inUse[name] {
+			s.log.Warn("dropping orphan tenant collection", slog.String("collection", name))
+			err = s.store.DropTenant(ctx, name)
+		}
+		if rerr := s.store.Release(ctx, key, sweeper); err == nil {
+			err = rerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunReconciler reconciles now and then every interval until ctx is done.
+func (s *Service) RunReconciler(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reconcile", slog.Any("error", err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

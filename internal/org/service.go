@@ -1,0 +1,199 @@
+package org
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Strategy is how a rename moves a tenant collection.
+type Strategy string
+
+// The migration strategies. StrategyAuto renames and falls back to copying
+// only when the server refuses renameCollection.
+const (
+	StrategyAuto   Strategy = "auto"
+	StrategyRename Strategy = "rename"
+	StrategyCopy   Strategy = "copy"
+)
+
+// Config tunes a Service. Zero values take the defaults.
+type Config struct {
+	Strategy Strategy
+	// LeaseTTL is how long an operation's lease lives unless renewed; a
+	// crashed instance's operation is taken over after it.
+	LeaseTTL time.Duration
+	// ClaimGrace is how old a claim must be before it can be found stale.
+	ClaimGrace time.Duration
+	// ProgressEvery is how often a long copy logs its progress.
+	ProgressEvery time.Duration
+	// AfterStep, when set, is called after every step of a multi-step
+	// operation; an error stops the operation there as a crash would: no
+	// clean-up, lease left to expire. It is a seam for fault-injection tests.
+	AfterStep func(step string) error
+}
+
+func (c Config) withDefaults() Config {
+	if c.Strategy == "" {
+		c.Strategy = StrategyAuto
+	}
+	if c.LeaseTTL <= 0 {
+		c.LeaseTTL = 30 * time.Second
+	}
+	if c.ClaimGrace <= 0 {
+		c.ClaimGrace = 2 * c.LeaseTTL
+	}
+	if c.ProgressEvery <= 0 {
+		c.ProgressEvery = 5 * time.Second
+	}
+	return c
+}
+
+// Observer is told about finished operations (for metrics). Any method may be a no-op.
+type Observer interface {
+	OrgCreated()
+	OrgDeleted()
+	Migrated(strategy Strategy, docs int64, took time.Duration)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) OrgCreated()                             {}
+func (nopObserver) OrgDeleted()                             {}
+func (nopObserver) Migrated(Strategy, int64, time.Duration) {}
+
+// Service runs every operation on organizations.
+type Service struct {
+	store    Store
+	hasher   Hasher
+	cfg      Config
+	log      *slog.Logger
+	obs      Observer
+	instance string // lease owner name of this process
+
+	ops sync.WaitGroup // detached operations still running
+
+	mu       sync.Mutex
+	settling map[string]bool // organizations a background reconcile is working on
+}
+
+// NewService returns a Service over store.
+func NewService(store Store, hasher Hasher, cfg Config, log *slog.Logger) *Service {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return &Service{
+		store:    store,
+		hasher:   hasher,
+		cfg:      cfg.withDefaults(),
+		log:      log,
+		obs:      nopObserver{},
+		instance: "svc-" + hex.EncodeToString(b),
+		settling: map[string]bool{},
+	}
+}
+
+// SetObserver registers o to be told about finished operations.
+func (s *Service) SetObserver(o Observer) { s.obs = o }
+
+// Wait blocks until every detached operation has finished or ctx is done.
+func (s *Service) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { s.ops.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Ping checks that the database answers; KindUnavailable when it does not.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// halted marks an operation stopped by the AfterStep seam: nothing may run
+// after it, as if the process had died.
+type halted struct{ err error }
+
+func (h halted) Error() string { return "halted: " + h.err.Error() }
+func (h halted) Unwrap() error { return h.err }
+
+func isHalted(err error) bool {
+	var h halted
+	return errors.As(err, &h)
+}
+
+func (s *Service) step(name string) error {
+	if s.cfg.AfterStep == nil {
+		return nil
+	}
+	if err := s.cfg.AfterStep(name); err != nil {
+		return halted{err}
+	}
+	return nil
+}
+
+// detached runs fn on a context that the caller's cancellation does not
+// reach, so that a client that disconnects or a server timeout never cuts a
+// multi-step operation half-way. The caller gets fn's result, or its own
+// context's error if it stops waiting first.
+func (s *Service) detached(ctx context.Context, fn func(context.Context) error) error {
+	s.ops.Add(1)
+	done := make(chan error, 1)
+	go func() {
+		defer s.ops.Done()
+		done <- fn(context.WithoutCancel(ctx))
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// withLease runs fn holding the lease of orgID, renewing it while fn runs.
+// KindBusy when another live operation holds it. A halted fn leaves the lease
+// in place, to expire like a crashed process's.
+func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.Context) error) error {
+	if err := s.store.AcquireLease(ctx, orgID, s.instance, s.cfg.LeaseTTL); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := make(chan struct{})
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		t := time.NewTicker(s.cfg.LeaseTTL / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := s.store.RenewLease(ctx, orgID, s.instance, s.cfg.LeaseTTL); err != nil && IsKind(err, KindBusy) {
+					cancel(err) // someone took over: stop before doing any more
+					return
+				}
+			}
+		}
+	}()
+	err := fn(ctx)
+	close(stop)
+	<-renewed
+	cancel(nil)
+	if isHalted(err) {
+		return err
+	}
+	if rerr := s.store.ReleaseLease(context.WithoutCancel(ctx), orgID, s.instance); rerr != nil {
+		s.log.Warn("release lease", slog.String("org_id", orgID), slog.Any("error", rerr))
+	}
+	return err
+}
+
+func busy() error {
+	return Errorf(KindBusy, "another operation on this organization is in progress; retry shortly")
+}

@@ -1,0 +1,93 @@
+package org
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the storage the service needs. Implementations translate their
+// driver's errors into this package's kinds: KindNotFound, KindConflict,
+// KindUnavailable, and KindInternal for the rest.
+//
+// Exclusion never relies on a guarded update: names and leases are taken by
+// inserting a document under a unique key, the one write that is atomic on
+// every MongoDB wire-protocol server this runs on.
+type Store interface {
+	// NewID returns a fresh organization id.
+	NewID() string
+
+	// Claim takes key ("slug/…" or "email/…") for orgID. It is idempotent
+	// for the same orgID and returns KindConflict when another holds the key.
+	Claim(ctx context.Context, key, orgID string) error
+	// Release gives key up, if orgID holds it.
+	Release(ctx context.Context, key, orgID string) error
+	// Claims lists every claim.
+	Claims(ctx context.Context) ([]Claim, error)
+
+	// AcquireLease takes the lease of orgID for owner until ttl from now,
+	// taking over a lease that has expired. KindBusy when another owner holds
+	// a live lease.
+	AcquireLease(ctx context.Context, orgID, owner string, ttl time.Duration) error
+	// RenewLease extends a lease owner holds; KindBusy when it was lost.
+	RenewLease(ctx context.Context, orgID, owner string, ttl time.Duration) error
+	// ReleaseLease removes the lease if owner holds it.
+	ReleaseLease(ctx context.Context, orgID, owner string) error
+
+	// InsertOrg stores a new organization; KindConflict when its slug or email is taken.
+	InsertOrg(ctx context.Context, o *Organization) error
+	// OrgByID, OrgBySlug and OrgByEmail return KindNotFound when there is none.
+	OrgByID(ctx context.Context, id string) (*Organization, error)
+	OrgBySlug(ctx context.Context, slug string) (*Organization, error)
+	OrgByEmail(ctx context.Context, email string) (*Organization, error)
+	// Unsettled lists organizations that are not active or have a pending operation.
+	Unsettled(ctx context.Context) ([]*Organization, error)
+	// CollectionsInUse lists every tenant collection the metadata refers to,
+	// including the targets of pending renames.
+	CollectionsInUse(ctx context.Context) (map[string]bool, error)
+	// UpdateOrg writes c to the organization; KindNotFound when it is gone.
+	UpdateOrg(ctx context.Context, id string, c Changes) error
+	// DeleteOrg removes the metadata; deleting a missing one is not an error.
+	DeleteOrg(ctx context.Context, id string) error
+
+	// CreateTenant creates an empty tenant collection, replacing any
+	// leftover collection of that name.
+	CreateTenant(ctx context.Context, name string) error
+	// DropTenant drops a tenant collection; dropping a missing one is not an error.
+	DropTenant(ctx context.Context, name string) error
+	// TenantExists reports whether the collection exists.
+	TenantExists(ctx context.Context, name string) (bool, error)
+	// Tenants lists the tenant collections (names with CollectionPrefix).
+	Tenants(ctx context.Context) ([]string, error)
+	// CountTenant counts the documents of a collection.
+	CountTenant(ctx context.Context, name string) (int64, error)
+	// RenameTenant renames from to to within the database, never dropping a
+	// target. ErrRenameUnsupported when the server refuses renameCollection;
+	// KindConflict when to exists; KindNotFound when from does not.
+	RenameTenant(ctx context.Context, from, to string) error
+	// CopyTenant copies from into to in batches, skipping the first skip
+	// documents and ignoring documents already present in to. progress is
+	// called after each batch with the number of documents handled so far.
+	CopyTenant(ctx context.Context, from, to string, skip int64, progress func(done int64) error) error
+
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+}
+
+// Claim is a name or email held by an organization.
+type Claim struct {
+	Key       string
+	OrgID     string
+	CreatedAt time.Time
+}
+
+// ErrRenameUnsupported is returned by RenameTenant when the server refuses
+// renameCollection; the copy strategy is the fallback.
+var ErrRenameUnsupported = Errorf(KindInternal, "the database does not support renameCollection")
+
+// Hasher hashes and checks passwords.
+type Hasher interface {
+	Hash(password string) (string, error)
+}
+
+func slugKey(slug string) string   { return "slug/" + slug }
+func emailKey(email string) string { return "email/" + email }

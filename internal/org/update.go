@@ -1,0 +1,262 @@
+package org
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Update changes the name, email or password of the principal's own
+// organization. A rename moves the tenant collection to the new name's
+// collection with every document; it is written as an intent first, so a
+// crash at any step is rolled forward by the reconciler. Changing the email
+// or the password revokes every token issued before; renaming does not.
+// Errors: KindInvalid, KindConflict (name or email taken), KindBusy (another
+// operation in progress), KindUnauthorized (organization gone),
+// KindUnavailable.
+func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Organization, error) {
+	v, err := in.validate()
+	if err != nil {
+		return nil, err
+	}
+	var hash string
+	if v.password != "" {
+		if hash, err = s.hasher.Hash(v.password); err != nil {
+			return nil, Wrap(KindInternal, err, "hash password")
+		}
+	}
+	var out *Organization
+	err = s.detached(ctx, func(ctx context.Context) error {
+		return s.withLease(ctx, p.OrgID, func(ctx context.Context) error {
+			o, err := s.settled(ctx, p.OrgID)
+			if err != nil {
+				return err
+			}
+			out, err = s.update(ctx, o, v, hash)
+			return err
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// settled loads an organization under its lease and finishes any operation
+// a crashed instance left pending on it. KindUnauthorized when it is gone.
+func (s *Service) settled(ctx context.Context, id string) (*Organization, error) {
+	o, err := s.store.OrgByID(ctx, id)
+	if err != nil {
+		if IsKind(err, KindNotFound) {
+			return nil, Errorf(KindUnauthorized, "the organization no longer exists")
+		}
+		return nil, err
+	}
+	if o.Pending != nil || o.State != StateActive {
+		if err := s.resume(ctx, o); err != nil {
+			return nil, err
+		}
+		return s.settled(ctx, id)
+	}
+	return o, nil
+}
+
+func (s *Service) update(ctx context.Context, o *Organization, v validUpdate, hash string) (*Organization, error) {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	newEmail := ""
+	if v.email != "" && v.email != o.AdminEmail {
+		newEmail = v.email
+		if err := s.claim(ctx, emailKey(newEmail), o.ID, "this email is already registered"); err != nil {
+			return nil, err
+		}
+	}
+	if v.slug != "" && v.slug != o.Slug {
+		if err := s.claim(ctx, slugKey(v.slug), o.ID, "an organization with this name already exists"); err != nil {
+			if newEmail != "" {
+				s.release(ctx, o.ID, emailKey(newEmail))
+			}
+			return nil, err
+		}
+		if err := s.step("rename:claimed"); err != nil {
+			return nil, err
+		}
+		p := &Pending{
+			Op: OpRename, StartedAt: now,
+			FromSlug: o.Slug, ToSlug: v.slug, ToName: v.name,
+			Source: o.CollectionName, Target: CollectionName(v.slug),
+			FromEmail: o.AdminEmail, NewEmail: newEmail, NewPasswordHash: hash,
+		}
+		if err := s.store.UpdateOrg(ctx, o.ID, Changes{Pending: p, SetPending: true, UpdatedAt: now}); err != nil {
+			return nil, err
+		}
+		o.Pending = p
+		if err := s.step("rename:intent"); err != nil {
+			return nil, err
+		}
+		if err := s.finishRename(ctx, o); err != nil {
+			return nil, err
+		}
+		return s.store.OrgByID(ctx, o.ID)
+	}
+
+	// No rename: one single-document write.
+	c := Changes{UpdatedAt: now}
+	if v.name != "" {
+		c.Name = &v.name
+	}
+	if newEmail != "" {
+		c.AdminEmail = &newEmail
+	}
+	if hash != "" {
+		c.PasswordHash = &hash
+	}
+	if newEmail != "" || hash != "" {
+		ver := o.TokenVersion + 1
+		c.TokenVersion = &ver
+	}
+	if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
+		if newEmail != "" {
+			s.release(ctx, o.ID, emailKey(newEmail))
+		}
+		return nil, err
+	}
+	if newEmail != "" {
+		s.release(ctx, o.ID, emailKey(o.AdminEmail))
+	}
+	return s.store.OrgByID(ctx, o.ID)
+}
+
+// finishRename rolls a pending rename forward from wherever it stopped:
+// move the data (idempotent), switch the metadata, drop the source (a copy
+// leaves it until the switch), release the old claims, clear the intent. The caller holds the lease.
+func (s *Service) finishRename(ctx context.Context, o *Organization) error {
+	p := o.Pending
+	if o.Slug != p.ToSlug { // not switched yet
+		start := time.Now()
+		strategy, moved, err := s.move(ctx, o)
+		if err != nil {
+			return err
+		}
+		s.obs.Migrated(strategy, moved, time.Since(start))
+		if err := s.step("rename:moved"); err != nil {
+			return err
+		}
+		c := Changes{
+			Name: &p.ToName, Slug: &p.ToSlug, CollectionName: &p.Target,
+			Pending: p, SetPending: true, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond),
+		}
+		if p.NewEmail != "" {
+			c.AdminEmail = &p.NewEmail
+		}
+		if p.NewPasswordHash != "" {
+			c.PasswordHash = &p.NewPasswordHash
+		}
+		if p.NewEmail != "" || p.NewPasswordHash != "" {
+			ver := o.TokenVersion + 1
+			c.TokenVersion = &ver
+		}
+		if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
+			return err
+		}
+		if err := s.step("rename:switched"); err != nil {
+			return err
+		}
+	}
+	// Switched: what is left is clean-up, safe to repeat.
+	if err := s.store.DropTenant(ctx, p.Source); err != nil {
+		return err
+	}
+	if err := s.step("rename:source-dropped"); err != nil {
+		return err
+	}
+	if err := s.store.Release(ctx, slugKey(p.FromSlug), o.ID); err != nil {
+		return err
+	}
+	if p.NewEmail != "" {
+		if err := s.store.Release(ctx, emailKey(p.FromEmail), o.ID); err != nil {
+			return err
+		}
+	}
+	if err := s.step("rename:released"); err != nil {
+		return err
+	}
+	return s.store.UpdateOrg(ctx, o.ID, Changes{SetPending: true, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)})
+}
+
+// move brings the tenant data from p.Source to p.Target and returns the
+// strategy used and how many documents were moved. Every branch is safe to
+// run again after a crash at any point inside it.
+func (s *Service) move(ctx context.Context, o *Organization) (Strategy, int64, error) {
+	p := o.Pending
+	srcOK, err := s.store.TenantExists(ctx, p.Source)
+	if err != nil {
+		return "", 0, err
+	}
+	tgtOK, err := s.store.TenantExists(ctx, p.Target)
+	if err != nil {
+		return "", 0, err
+	}
+	switch {
+	case !srcOK && tgtOK: // moved already
+		return s.cfg.Strategy, 0, nil
+	case !srcOK && !tgtOK: // nothing to move: keep the invariant of one collection
+		s.log.Warn("rename found no tenant collection; creating an empty one",
+			slog.String("org_id", o.ID), slog.String("collection", p.Target))
+		return s.cfg.Strategy, 0, s.store.CreateTenant(ctx, p.Target)
+	case srcOK && !tgtOK && s.cfg.Strategy != StrategyCopy:
+		err := s.store.RenameTenant(ctx, p.Source, p.Target)
+		if err == nil {
+			n, _ := s.store.CountTenant(ctx, p.Target)
+			return StrategyRename, n, nil
+		}
+		if err != ErrRenameUnsupported || s.cfg.Strategy == StrategyRename {
+			return "", 0, err
+		}
+		s.log.Info("server refused renameCollection; copying instead", slog.String("org_id", o.ID))
+	}
+	// Copy, or resume a copy: a target that exists beside its source is a
+	// partial copy of ours, as the target's name is claimed by this organization.
+	n, err := s.copy(ctx, o)
+	return StrategyCopy, n, err
+}
+
+func (s *Service) copy(ctx context.Context, o *Organization) (int64, error) {
+	p := o.Pending
+	total, err := s.store.CountTenant(ctx, p.Source)
+	if err != nil {
+		return 0, err
+	}
+	log := s.log.With(slog.String("org_id", o.ID), slog.String("from", p.Source), slog.String("to", p.Target))
+	last := time.Now()
+	progress := func(done int64) error {
+		p.Copied = done
+		if err := s.store.UpdateOrg(ctx, o.ID, Changes{Pending: p, SetPending: true, UpdatedAt: time.Now().UTC()}); err != nil {
+			return err
+		}
+		if time.Since(last) >= s.cfg.ProgressEvery {
+			last = time.Now()
+			log.Info("copy progress", slog.Int64("moved", done), slog.Int64("total", total))
+		}
+		return s.step("rename:copy-batch")
+	}
+	for pass := 0; pass < 2; pass++ {
+		if err := s.store.CopyTenant(ctx, p.Source, p.Target, p.Copied, progress); err != nil {
+			return 0, err
+		}
+		got, err := s.store.CountTenant(ctx, p.Target)
+		if err != nil {
+			return 0, err
+		}
+		if got == total {
+			log.Info("copy done", slog.Int64("moved", total))
+			if err := s.step("rename:copied"); err != nil {
+				return 0, err
+			}
+			return total, nil
+		}
+		// A resumed copy skipped documents it assumed were copied; go over all of them.
+		log.Warn("copy count differs; copying again from the start", slog.Int64("source", total), slog.Int64("target", got))
+		p.Copied = 0
+	}
+	return 0, Errorf(KindInternal, "copy could not be verified")
+}
