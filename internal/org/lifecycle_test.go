@@ -1,0 +1,289 @@
+package org_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/dbtest"
+	"github.com/orgservice/orgservice/internal/mongostore"
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// errCrash is what the fault-injection seam returns to stop an operation.
+var errCrash = errors.New("injected crash")
+
+// crashLease is the lease of a crashed service in these tests: short, so
+// the reconciler may take over soon after.
+const crashLease = 300 * time.Millisecond
+
+// fixture is one test's database and its store.
+type fixture struct {
+	t     *testing.T
+	db    *mongo.Database
+	store *mongostore.Store
+}
+
+func newFixture(t *testing.T, batch int) *fixture {
+	t.Helper()
+	db := dbtest.New(t)
+	store := mongostore.New(db, batch)
+	require.NoError(t, store.EnsureIndexes(context.Background()))
+	return &fixture{t: t, db: db, store: store}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// service returns a Service over the fixture's store.
+func (f *fixture) service(cfg org.Config) *org.Service {
+	s := org.NewService(f.store, auth.Bcrypt{Cost: 4}, cfg, quiet)
+	f.t.Cleanup(func() { _ = s.Wait(context.Background()) })
+	return s
+}
+
+// crashingAt returns a service whose k-th step (1-based) crashes, and a
+// function that tells whether the crash was reached.
+func (f *fixture) crashingAt(k int, strategy org.Strategy) (*org.Service, func() bool) {
+	n := 0
+	svc := f.service(org.Config{Strategy: strategy, LeaseTTL: crashLease, AfterStep: func(string) error {
+		n++
+		if n == k {
+			return errCrash
+		}
+		return nil
+	}})
+	return svc, func() bool { return n >= k }
+}
+
+// recover stands in for the next process: after the crashed one's lease
+// expired, a fresh service reconciles everything.
+func (f *fixture) recover(strategy org.Strategy) *org.Service {
+	f.t.Helper()
+	time.Sleep(crashLease + 50*time.Millisecond)
+	svc := f.service(org.Config{Strategy: strategy, ClaimGrace: time.Millisecond})
+	require.NoError(f.t, svc.Reconcile(context.Background()))
+	return svc
+}
+
+// seed inserts n documents into collection and returns their ids.
+func (f *fixture) seed(collection string, n int) []string {
+	f.t.Helper()
+	docs := make([]any, n)
+	ids := make([]string, n)
+	for i := range docs {
+		id := bson.NewObjectID()
+		ids[i] = id.Hex()
+		docs[i] = bson.D{{Key: "_id", Value: id}, {Key: "i", Value: i}, {Key: "payload", Value: strings.Repeat("x", 64)}}
+	}
+	_, err := f.db.Collection(collection).InsertMany(context.Background(), docs)
+	require.NoError(f.t, err)
+	sort.Strings(ids)
+	return ids
+}
+
+// ids returns the sorted _ids of a collection.
+func (f *fixture) ids(collection string) []string {
+	f.t.Helper()
+	cur, err := f.db.Collection(collection).Find(context.Background(), bson.D{})
+	require.NoError(f.t, err)
+	var docs []struct {
+		ID bson.ObjectID `bson:"_id"`
+	}
+	require.NoError(f.t, cur.All(context.Background(), &docs))
+	out := make([]string, len(docs))
+	for i, d := range docs {
+		out[i] = d.ID.Hex()
+	}
+	sort.Strings(out)
+	return out
+}
+
+// tenants lists the org_* collections.
+func (f *fixture) tenants() []string {
+	f.t.Helper()
+	names, err := f.store.Tenants(context.Background())
+	require.NoError(f.t, err)
+	sort.Strings(names)
+	return names
+}
+
+// settledInvariants checks what must hold once nothing is pending: every
+// organization active with no intent, each owning exactly its collection,
+// no orphan collections, and claims only for live names and emails.
+func (f *fixture) settledInvariants() []*org.Organization {
+	f.t.Helper()
+	ctx := context.Background()
+	unsettled, err := f.store.Unsettled(ctx)
+	require.NoError(f.t, err)
+	require.Empty(f.t, unsettled, "organizations left unsettled")
+
+	cur, err := f.db.Collection(mongostore.OrganizationsCollection).Find(ctx, bson.D{})
+	require.NoError(f.t, err)
+	var docs []struct {
+		ID         bson.ObjectID `bson:"_id"`
+		Slug       string        `bson:"slug"`
+		Collection string        `bson:"collection_name"`
+		Email      string        `bson:"admin_email"`
+	}
+	require.NoError(f.t, cur.All(ctx, &docs))
+	var orgs []*org.Organization
+	wantTenants := []string{}
+	wantClaims := map[string]string{}
+	for _, d := range docs {
+		o, err := f.store.OrgByID(ctx, d.ID.Hex())
+		require.NoError(f.t, err)
+		orgs = append(orgs, o)
+		assert.Equal(f.t, org.CollectionName(d.Slug), d.Collection)
+		wantTenants = append(wantTenants, d.Collection)
+		wantClaims["slug/"+d.Slug] = d.ID.Hex()
+		wantClaims["email/"+d.Email] = d.ID.Hex()
+	}
+	sort.Strings(wantTenants)
+	assert.Equal(f.t, wantTenants, f.tenants(), "tenant collections must be exactly those the metadata names")
+
+	claims, err := f.store.Claims(ctx)
+	require.NoError(f.t, err)
+	got := map[string]string{}
+	for _, c := range claims {
+		got[c.Key] = c.OrgID
+	}
+	assert.Equal(f.t, wantClaims, got, "claims must be exactly the live names and emails")
+	return orgs
+}
+
+func createInput(name, email string) org.CreateInput {
+	return org.CreateInput{Name: name, Email: email, Password: "password-1"}
+}
+
+func strp(s string) *string { return &s }
+
+func principal(o *org.Organization) org.Principal {
+	return org.Principal{OrgID: o.ID, Email: o.AdminEmail, OrgName: o.Name}
+}
+
+// forEachCrashPoint runs op crashing at step 1, 2, … until op runs through
+// without reaching the crash, each time in a fresh database, and checks
+// after recovery with check.
+func forEachCrashPoint(t *testing.T, name string, run func(t *testing.T, k int) (reached bool)) {
+	for k := 1; k < 200; k++ {
+		var reached bool
+		t.Run(fmt.Sprintf("%s/crash_after_step_%d", name, k), func(t *testing.T) { reached = run(t, k) })
+		if t.Failed() || !reached {
+			return
+		}
+	}
+	t.Fatalf("%s: more than 200 steps", name)
+}
+
+func TestCreateSurvivesCrashAtEveryStep(t *testing.T) {
+	forEachCrashPoint(t, "create", func(t *testing.T, k int) bool {
+		f := newFixture(t, 0)
+		svc, reached := f.crashingAt(k, org.StrategyAuto)
+		_, err := svc.Create(context.Background(), createInput("Acme Corp", "admin@acme.com"))
+		if !reached() {
+			require.NoError(t, err)
+			f.settledInvariants()
+			return false
+		}
+		require.ErrorIs(t, err, errCrash)
+
+		next := f.recover(org.StrategyAuto)
+		f.settledInvariants()
+		// An interrupted create is rolled back: the name and email are free
+		// again, and whoever takes them starts with an empty collection.
+		o, err := next.Create(context.Background(), createInput("ACME corp", "admin@acme.com"))
+		require.NoError(t, err, "name must be free after an interrupted create")
+		assert.Empty(t, f.ids(o.CollectionName))
+		f.settledInvariants()
+		return true
+	})
+}
+
+func TestRenameSurvivesCrashAtEveryStep(t *testing.T) {
+	for _, strategy := range []org.Strategy{org.StrategyRename, org.StrategyCopy} {
+		forEachCrashPoint(t, string(strategy), func(t *testing.T, k int) bool {
+			f := newFixture(t, 40) // several copy batches
+			o, err := f.service(org.Config{}).Create(context.Background(), createInput("Acme Corp", "admin@acme.com"))
+			require.NoError(t, err)
+			want := f.seed(o.CollectionName, 150)
+
+			svc, reached := f.crashingAt(k, strategy)
+			_, err = svc.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Globex Inc"), Email: strp("boss@globex.com")})
+			if !reached() {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, errCrash)
+				// Reads keep working while the rename is pending.
+				got, err := svc.Get(context.Background(), "acme corp")
+				if err == nil {
+					assert.Equal(t, o.ID, got.ID)
+				} else {
+					_, err = svc.Get(context.Background(), "globex inc")
+					require.NoError(t, err, "the organization must be readable under one of its names")
+				}
+			}
+
+			next := f.recover(strategy)
+			orgs := f.settledInvariants()
+			require.Len(t, orgs, 1)
+			got := orgs[0]
+			assert.Equal(t, want, f.ids(got.CollectionName), "every document exactly once in the one collection")
+
+			// The name it holds is served; the other is free for anyone.
+			current, err := next.Get(context.Background(), got.Name)
+			require.NoError(t, err)
+			assert.Equal(t, o.ID, current.ID)
+			other, otherEmail := "Globex Inc", "boss@globex.com"
+			if got.Slug == "globex_inc" {
+				other, otherEmail = "Acme Corp", "admin@acme.com"
+				assert.Equal(t, "boss@globex.com", got.AdminEmail, "email switches with the rename")
+			}
+			_, err = next.Get(context.Background(), other)
+			assert.True(t, org.IsKind(err, org.KindNotFound), "other name must not resolve: %v", err)
+			n, err := next.Create(context.Background(), createInput(other, otherEmail))
+			require.NoError(t, err, "the name not held must be free")
+			assert.Empty(t, f.ids(n.CollectionName))
+			f.settledInvariants()
+			return reached()
+		})
+	}
+}
+
+func TestDeleteSurvivesCrashAtEveryStep(t *testing.T) {
+	forEachCrashPoint(t, "delete", func(t *testing.T, k int) bool {
+		f := newFixture(t, 0)
+		o, err := f.service(org.Config{}).Create(context.Background(), createInput("Acme Corp", "admin@acme.com"))
+		require.NoError(t, err)
+		f.seed(o.CollectionName, 50)
+
+		svc, reached := f.crashingAt(k, org.StrategyAuto)
+		err = svc.Delete(context.Background(), principal(o), "Acme Corp")
+		if !reached() {
+			require.NoError(t, err)
+		} else {
+			require.ErrorIs(t, err, errCrash)
+			// Marked deleting: the organization is gone for readers and tokens at once.
+			_, err := svc.ByID(context.Background(), o.ID)
+			assert.True(t, org.IsKind(err, org.KindNotFound), "a deleting organization must not authenticate: %v", err)
+		}
+
+		next := f.recover(org.StrategyAuto)
+		assert.Empty(t, f.settledInvariants(), "an interrupted delete is finished")
+		n, err := next.Create(context.Background(), createInput("acme-corp", "admin@acme.com"))
+		require.NoError(t, err, "name and email free after delete")
+		assert.Empty(t, f.ids(n.CollectionName), "no inherited data")
+		return reached()
+	})
+}
