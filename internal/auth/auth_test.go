@@ -1,0 +1,351 @@
+package auth_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+const (
+	secret = "auth-test-secret-0123456789abcdef0123456789"
+	issuer = "orgservice"
+)
+
+// directory is an in-memory auth.Directory. These are unit tests of token
+// and credential logic, which only needs "find the organization by id or
+// email"; the HTTP tests in internal/httpapi cover the same paths against a
+// real database.
+type directory struct {
+	mu   sync.Mutex
+	orgs map[string]*org.Organization
+}
+
+func (d *directory) put(o *org.Organization) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := *o
+	d.orgs[o.ID] = &c
+}
+
+func (d *directory) remove(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.orgs, id)
+}
+
+func (d *directory) ByID(_ context.Context, id string) (*org.Organization, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if o, ok := d.orgs[id]; ok {
+		c := *o
+		return &c, nil
+	}
+	return nil, org.Errorf(org.KindNotFound, "organization not found")
+}
+
+func (d *directory) ByEmail(_ context.Context, email string) (*org.Organization, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, o := range d.orgs {
+		if o.AdminEmail == org.NormalizeEmail(email) {
+			c := *o
+			return &c, nil
+		}
+	}
+	return nil, org.Errorf(org.KindNotFound, "organization not found")
+}
+
+const password = "correct horse battery"
+
+type fixture struct {
+	dir *directory
+	svc *auth.Service
+	org *org.Organization
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	hash, err := auth.Bcrypt{Cost: 4}.Hash(password)
+	require.NoError(t, err)
+	o := &org.Organization{
+		ID: "65f000000000000000000001", Name: "Acme Corp", Slug: "acme_corp", CollectionName: "org_acme_corp",
+		AdminEmail: "admin@acme.com", PasswordHash: hash, TokenVersion: 3, State: org.StateActive,
+	}
+	dir := &directory{orgs: map[string]*org.Organization{}}
+	dir.put(o)
+	svc, err := auth.NewService(dir, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4})
+	require.NoError(t, err)
+	return &fixture{dir: dir, svc: svc, org: o}
+}
+
+// claims returns the claims a token of f's organization carries.
+func (f *fixture) claims() jwt.MapClaims {
+	now := time.Now()
+	return jwt.MapClaims{
+		"sub": f.org.AdminEmail, "org_name": f.org.Name, "org_id": f.org.ID, "ver": f.org.TokenVersion,
+		"iss": issuer, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+	}
+}
+
+func sign(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(m, c).SignedString(key)
+	require.NoError(t, err)
+	return s
+}
+
+// tamper rewrites a signed token's payload and keeps the old signature.
+func tamper(t *testing.T, token string, edit func(map[string]any)) string {
+	t.Helper()
+	parts := strings.Split(token, ".")
+	require.Len(t, parts, 3)
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	require.NoError(t, err)
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(raw, &m))
+	edit(m)
+	b, err := json.Marshal(m)
+	require.NoError(t, err)
+	parts[1] = base64.RawURLEncoding.EncodeToString(b)
+	return strings.Join(parts, ".")
+}
+
+func TestAuthenticate(t *testing.T) {
+	f := newFixture(t)
+	tok, err := f.svc.Login(context.Background(), "ADMIN@acme.com", password)
+	require.NoError(t, err)
+	valid := tok.AccessToken
+
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	with := func(edit func(jwt.MapClaims)) jwt.MapClaims {
+		c := f.claims()
+		edit(c)
+		return c
+	}
+	noneToken := sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, f.claims())
+	header := func(alg string) string {
+		return base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"` + alg + `","typ":"JWT"}`))
+	}
+	validParts := strings.Split(valid, ".")
+
+	tests := []struct {
+		name  string
+		token string
+		ok    bool
+	}{
+		{"issued by Login", valid, true},
+		{"hand-made with the right key and claims", sign(t, jwt.SigningMethodHS256, []byte(secret), f.claims()), true},
+
+		{"alg none", noneToken, false},
+		{"alg none, upper case", header("NONE") + "." + strings.Split(noneToken, ".")[1] + ".", false},
+		{"alg none header over a valid token's payload and signature", header("none") + "." + validParts[1] + "." + validParts[2], false},
+		{"HS512 with the right key", sign(t, jwt.SigningMethodHS512, []byte(secret), f.claims()), false},
+		{"HS384 with the right key", sign(t, jwt.SigningMethodHS384, []byte(secret), f.claims()), false},
+		{"RS256 with some RSA key", sign(t, jwt.SigningMethodRS256, rsaKey, f.claims()), false},
+		{"RS256 header over an HS256 signature", header("RS256") + "." + validParts[1] + "." + validParts[2], false},
+		{"wrong key", sign(t, jwt.SigningMethodHS256, []byte(secret+"x"), f.claims()), false},
+		{"empty key", sign(t, jwt.SigningMethodHS256, []byte{}, f.claims()), false},
+		{"expired", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) {
+			c["iat"] = time.Now().Add(-2 * time.Hour).Unix()
+			c["exp"] = time.Now().Add(-time.Minute).Unix()
+		})), false},
+		{"missing exp", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { delete(c, "exp") })), false},
+		{"exp not a number", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["exp"] = "tomorrow" })), false},
+		{"issued in the future", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) {
+			c["iat"] = time.Now().Add(time.Hour).Unix()
+			c["exp"] = time.Now().Add(2 * time.Hour).Unix()
+		})), false},
+		{"wrong issuer", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["iss"] = "someone-else" })), false},
+		{"missing issuer", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { delete(c, "iss") })), false},
+		{"missing org_id", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { delete(c, "org_id") })), false},
+		{"unknown org_id", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["org_id"] = "65f0000000000000000000ff" })), false},
+		{"older version", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["ver"] = f.org.TokenVersion - 1 })), false},
+		{"newer version", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["ver"] = f.org.TokenVersion + 1 })), false},
+		{"missing version", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { delete(c, "ver") })), false},
+		{"other subject", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["sub"] = "mallory@evil.com" })), false},
+
+		{"tampered: org_id", tamper(t, valid, func(m map[string]any) { m["org_id"] = "65f0000000000000000000ff" }), false},
+		{"tampered: exp extended", tamper(t, valid, func(m map[string]any) { m["exp"] = time.Now().Add(100 * 24 * time.Hour).Unix() }), false},
+		{"tampered: sub", tamper(t, valid, func(m map[string]any) { m["sub"] = "mallory@evil.com" }), false},
+		{"tampered: nothing changed but re-encoded", tamper(t, valid, func(map[string]any) {}), false},
+		{"signature stripped", validParts[0] + "." + validParts[1] + ".", false},
+		{"signature of another token", validParts[0] + "." + validParts[1] + "." +
+			strings.Split(sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["org_name"] = "x" })), ".")[2], false},
+
+		{"garbage", "not-a-token", false},
+		{"garbage with dots", "a.b.c", false},
+		{"empty", "", false},
+		{"bearer prefix inside", "Bearer " + valid, false},
+		{"trailing data", valid + "x", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := f.svc.Authenticate(context.Background(), tt.token)
+			if tt.ok {
+				require.NoError(t, err)
+				assert.Equal(t, org.Principal{OrgID: f.org.ID, Email: f.org.AdminEmail, OrgName: f.org.Name}, p)
+				return
+			}
+			require.Error(t, err)
+			assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+			assert.Zero(t, p)
+		})
+	}
+}
+
+// A token lives only as long as its organization's version and existence.
+func TestAuthenticateRevocation(t *testing.T) {
+	ctx := context.Background()
+
+	t.Run("version bumped", func(t *testing.T) {
+		f := newFixture(t)
+		tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
+		require.NoError(t, err)
+		_, err = f.svc.Authenticate(ctx, tok.AccessToken)
+		require.NoError(t, err)
+
+		f.org.TokenVersion++
+		f.dir.put(f.org)
+		_, err = f.svc.Authenticate(ctx, tok.AccessToken)
+		assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+
+		tok2, err := f.svc.Login(ctx, f.org.AdminEmail, password)
+		require.NoError(t, err)
+		_, err = f.svc.Authenticate(ctx, tok2.AccessToken)
+		assert.NoError(t, err, "a token issued after the bump works")
+	})
+
+	t.Run("organization deleted", func(t *testing.T) {
+		f := newFixture(t)
+		tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
+		require.NoError(t, err)
+		f.dir.remove(f.org.ID)
+		_, err = f.svc.Authenticate(ctx, tok.AccessToken)
+		assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+	})
+
+	t.Run("name taken over by another organization", func(t *testing.T) {
+		f := newFixture(t)
+		tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
+		require.NoError(t, err)
+		// Renamed away, then a new organization takes the old name.
+		renamed := *f.org
+		renamed.Name, renamed.Slug = "Globex", "globex"
+		f.dir.put(&renamed)
+		f.dir.put(&org.Organization{ID: "65f000000000000000000002", Name: f.org.Name, Slug: f.org.Slug,
+			AdminEmail: "other@acme.com", TokenVersion: f.org.TokenVersion, State: org.StateActive})
+		p, err := f.svc.Authenticate(ctx, tok.AccessToken)
+		require.NoError(t, err, "renaming does not revoke")
+		assert.Equal(t, f.org.ID, p.OrgID, "the token stays bound to its organization by id")
+		assert.Equal(t, "Globex", p.OrgName)
+	})
+
+	t.Run("directory failure is not a 401", func(t *testing.T) {
+		f := newFixture(t)
+		tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
+		require.NoError(t, err)
+		svc, err := auth.NewService(failing{}, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4})
+		require.NoError(t, err)
+		_, err = svc.Authenticate(ctx, tok.AccessToken)
+		assert.Equal(t, org.KindUnavailable, org.ErrorKind(err), "%v", err)
+	})
+}
+
+type failing struct{}
+
+func (failing) ByID(context.Context, string) (*org.Organization, error) {
+	return nil, org.Errorf(org.KindUnavailable, "down")
+}
+
+func (failing) ByEmail(context.Context, string) (*org.Organization, error) {
+	return nil, org.Errorf(org.KindUnavailable, "down")
+}
+
+func TestLogin(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+
+	t.Run("ok", func(t *testing.T) {
+		tok, err := f.svc.Login(ctx, "  Admin@ACME.com ", password)
+		require.NoError(t, err)
+		assert.Equal(t, "Bearer", tok.TokenType)
+		assert.Equal(t, int64(3600), tok.ExpiresIn)
+
+		var c jwt.MapClaims
+		_, err = jwt.ParseWithClaims(tok.AccessToken, &c, func(*jwt.Token) (any, error) { return []byte(secret), nil },
+			jwt.WithValidMethods([]string{"HS256"}))
+		require.NoError(t, err)
+		assert.Equal(t, f.org.AdminEmail, c["sub"])
+		assert.Equal(t, f.org.ID, c["org_id"])
+		assert.Equal(t, f.org.Name, c["org_name"])
+		assert.Equal(t, issuer, c["iss"])
+		assert.EqualValues(t, f.org.TokenVersion, c["ver"])
+		exp, err := c.GetExpirationTime()
+		require.NoError(t, err)
+		iat, err := c.GetIssuedAt()
+		require.NoError(t, err)
+		assert.Equal(t, time.Hour, exp.Sub(iat.Time))
+	})
+
+	for _, tt := range []struct {
+		name, email, password string
+		kind                  org.Kind
+	}{
+		{"wrong password", f.org.AdminEmail, "wrong password", org.KindUnauthorized},
+		{"unknown email", "nobody@acme.com", password, org.KindUnauthorized},
+		{"password plus one byte", f.org.AdminEmail, password + "x", org.KindUnauthorized},
+		{"password prefix", f.org.AdminEmail, password[:len(password)-1], org.KindUnauthorized},
+		{"blank email", " ", password, org.KindInvalid},
+		{"blank password", f.org.AdminEmail, "  ", org.KindInvalid},
+		{"both empty", "", "", org.KindInvalid},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			tok, err := f.svc.Login(ctx, tt.email, tt.password)
+			require.Error(t, err)
+			assert.Equal(t, tt.kind, org.ErrorKind(err), "%v", err)
+			assert.Zero(t, tok)
+		})
+	}
+
+	t.Run("wrong password and unknown email fail alike", func(t *testing.T) {
+		_, e1 := f.svc.Login(ctx, f.org.AdminEmail, "wrong password")
+		_, e2 := f.svc.Login(ctx, "nobody@acme.com", "wrong password")
+		assert.Equal(t, e1.Error(), e2.Error())
+	})
+}
+
+// bcrypt reads only 72 bytes: a 73-byte password must not log in as its prefix.
+func TestLoginPasswordLength(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	p72 := strings.Repeat("p", 71) + "!"
+	require.Len(t, p72, 72)
+	hash, err := auth.Bcrypt{Cost: 4}.Hash(p72)
+	require.NoError(t, err)
+	f.org.PasswordHash = hash
+	f.dir.put(f.org)
+
+	_, err = f.svc.Login(ctx, f.org.AdminEmail, p72)
+	require.NoError(t, err)
+	_, err = f.svc.Login(ctx, f.org.AdminEmail, p72+"x")
+	assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+	_, err = f.svc.Login(ctx, f.org.AdminEmail, p72+strings.Repeat("y", 100))
+	assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+
+	_, err = auth.Bcrypt{Cost: 4}.Hash(p72 + "x")
+	assert.Error(t, err, "hashing more than 72 bytes is refused, not truncated")
+}
