@@ -20,6 +20,10 @@ test: ## Vet, check formatting, and run every test with the race detector
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+.PHONY: test-crash
+test-crash: ## Black-box test: SIGKILL the binary during copy renames of 100,000 documents (~3 min)
+	cd test/crash && $(GO) test -tags crash -count=1 -v -timeout 10m .
+
 .PHONY: build
 build: ## Build a static binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/orgservice
