@@ -45,20 +45,22 @@ func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Org
 // settled loads an organization under its lease and finishes any operation
 // a crashed instance left pending on it. KindUnauthorized when it is gone.
 func (s *Service) settled(ctx context.Context, id string) (*Organization, error) {
-	o, err := s.store.OrgByID(ctx, id)
-	if err != nil {
-		if IsKind(err, KindNotFound) {
-			return nil, Errorf(KindUnauthorized, "the organization no longer exists")
+	for range 3 {
+		o, err := s.store.OrgByID(ctx, id)
+		if err != nil {
+			if IsKind(err, KindNotFound) {
+				return nil, Errorf(KindUnauthorized, "the organization no longer exists")
+			}
+			return nil, err
 		}
-		return nil, err
-	}
-	if o.Pending != nil || o.State != StateActive {
+		if o.Pending == nil && o.State == StateActive {
+			return o, nil
+		}
 		if err := s.resume(ctx, o); err != nil {
 			return nil, err
 		}
-		return s.settled(ctx, id)
 	}
-	return o, nil
+	return nil, Errorf(KindInternal, "organization %s did not settle", id)
 }
 
 func (s *Service) update(ctx context.Context, o *Organization, v validUpdate, hash string) (*Organization, error) {
