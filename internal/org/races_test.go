@@ -57,8 +57,14 @@ func TestRaceTwoInstancesRenameOneOrganization(t *testing.T) {
 			want := f.seed(o.CollectionName, 200)
 
 			errs := race(
-				func() error { _, err := a.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Alpha")}); return err },
-				func() error { _, err := b.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Beta")}); return err },
+				func() error {
+					_, err := a.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Alpha")})
+					return err
+				},
+				func() error {
+					_, err := b.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Beta")})
+					return err
+				},
 			)
 			for _, err := range errs {
 				if err != nil {
@@ -80,7 +86,10 @@ func TestRaceRenameAgainstDelete(t *testing.T) {
 	want := f.seed(o.CollectionName, 100)
 
 	errs := race(
-		func() error { _, err := a.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Renamed")}); return err },
+		func() error {
+			_, err := a.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Renamed")})
+			return err
+		},
 		func() error { return b.Delete(context.Background(), principal(o), "Acme") },
 	)
 	// Either the delete ran first (the rename finds the organization gone),
@@ -108,8 +117,14 @@ func TestRaceTwoOrganizationsRenameToOneName(t *testing.T) {
 	want1, want2 := f.seed(o1.CollectionName, 60), f.seed(o2.CollectionName, 70)
 
 	errs := race(
-		func() error { _, err := a.Update(context.Background(), principal(o1), org.UpdateInput{Name: strp("Target")}); return err },
-		func() error { _, err := b.Update(context.Background(), principal(o2), org.UpdateInput{Name: strp("target!")}); return err },
+		func() error {
+			_, err := a.Update(context.Background(), principal(o1), org.UpdateInput{Name: strp("Target")})
+			return err
+		},
+		func() error {
+			_, err := b.Update(context.Background(), principal(o2), org.UpdateInput{Name: strp("target!")})
+			return err
+		},
 	)
 	w := oneWins(t, errs)
 	for _, err := range errs {

@@ -5,8 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -73,7 +75,8 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	obs      Observer
-	instance string // lease owner name of this process
+	instance string       // names this process in lease owners
+	leases   atomic.Int64 // numbers this process's lease acquisitions
 
 	ops sync.WaitGroup // detached operations still running
 
@@ -159,7 +162,10 @@ func (s *Service) detached(ctx context.Context, fn func(context.Context) error) 
 // KindBusy when another live operation holds it. A halted fn leaves the lease
 // in place, to expire like a crashed process's.
 func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.Context) error) error {
-	if err := s.store.AcquireLease(ctx, orgID, s.instance, s.cfg.LeaseTTL); err != nil {
+	// Each acquisition has an owner name of its own, so that two operations
+	// of one process can never renew or release each other's lease.
+	owner := fmt.Sprintf("%s/%d", s.instance, s.leases.Add(1))
+	if err := s.store.AcquireLease(ctx, orgID, owner, s.cfg.LeaseTTL); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -174,7 +180,7 @@ func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.C
 			case <-stop:
 				return
 			case <-t.C:
-				if err := s.store.RenewLease(ctx, orgID, s.instance, s.cfg.LeaseTTL); err != nil && IsKind(err, KindBusy) {
+				if err := s.store.RenewLease(ctx, orgID, owner, s.cfg.LeaseTTL); err != nil && IsKind(err, KindBusy) {
 					cancel(err) // someone took over: stop before doing any more
 					return
 				}
@@ -188,7 +194,7 @@ func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.C
 	if isHalted(err) {
 		return err
 	}
-	if rerr := s.store.ReleaseLease(context.WithoutCancel(ctx), orgID, s.instance); rerr != nil {
+	if rerr := s.store.ReleaseLease(context.WithoutCancel(ctx), orgID, owner); rerr != nil {
 		s.log.Warn("release lease", slog.String("org_id", orgID), slog.Any("error", rerr))
 	}
 	return err
