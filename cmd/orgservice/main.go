@@ -19,6 +19,7 @@ import (
 	"github.com/orgservice/orgservice/internal/config"
 	"github.com/orgservice/orgservice/internal/embeddb"
 	"github.com/orgservice/orgservice/internal/httpapi"
+	"github.com/orgservice/orgservice/internal/metrics"
 	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
 )
@@ -78,11 +79,25 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	mets := metrics.New()
+	orgs.SetObserver(mets) // before anything runs operations
 	go orgs.RunReconciler(ctx, cfg.LeaseTTL)
 
+	trusted, err := cfg.TrustedPrefixes()
+	if err != nil {
+		return err
+	}
+	api := httpapi.New(orgs, authn, log, httpapi.Options{
+		DBTimeout:       cfg.DBTimeout,
+		LoginRatePerMin: cfg.LoginRatePerMin,
+		WriteRatePerMin: cfg.WriteRatePerMin,
+		TrustedProxies:  trusted,
+		CORSOrigins:     cfg.CORSOrigins,
+		Metrics:         mets,
+	})
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
-		Handler:           httpapi.New(orgs, authn, log, httpapi.Options{DBTimeout: cfg.DBTimeout}),
+		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      30 * time.Second,

@@ -18,6 +18,7 @@ import (
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/dbtest"
 	"github.com/orgservice/orgservice/internal/httpapi"
+	"github.com/orgservice/orgservice/internal/metrics"
 	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
 )
@@ -35,8 +36,16 @@ type env struct {
 	srv   *httpapi.Server
 }
 
-// newEnv builds the whole service over a fresh database.
+// newEnv builds the whole service over a fresh database, with the default
+// Options (no rate limits).
 func newEnv(t testing.TB, cfg org.Config) *env {
+	t.Helper()
+	return newEnvWith(t, cfg, httpapi.Options{})
+}
+
+// newEnvWith is newEnv with the server's Options. Without opts.Metrics the
+// env gets metrics of its own, wired to the service as in main.
+func newEnvWith(t testing.TB, cfg org.Config, opts httpapi.Options) *env {
 	t.Helper()
 	db := dbtest.New(t)
 	store := mongostore.New(db, 0)
@@ -46,7 +55,12 @@ func newEnv(t testing.TB, cfg org.Config) *env {
 	authn, err := auth.NewService(orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = orgs.Wait(context.Background()) })
-	return &env{t: t, db: db, store: store, orgs: orgs, auth: authn, srv: httpapi.New(orgs, authn, log, httpapi.Options{})}
+	if opts.Metrics == nil {
+		m := metrics.New()
+		orgs.SetObserver(m)
+		opts.Metrics = m
+	}
+	return &env{t: t, db: db, store: store, orgs: orgs, auth: authn, srv: httpapi.New(orgs, authn, log, opts)}
 }
 
 // resp is a recorded response.
@@ -79,9 +93,18 @@ func (e *env) do(method, target, body, token string) resp {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
+	return e.send(req)
+}
+
+// send serves req through the router and checks the response against the
+// OpenAPI spec (see contract_test.go).
+func (e *env) send(req *http.Request) resp {
+	e.t.Helper()
 	rec := httptest.NewRecorder()
 	e.srv.ServeHTTP(rec, req)
-	return resp{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+	r := resp{Status: rec.Code, Header: rec.Header(), Body: rec.Body.Bytes()}
+	checkContract(e.t, e.srv, req, r)
+	return r
 }
 
 // create makes an organization and fails the test unless it is created.

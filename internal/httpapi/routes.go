@@ -10,20 +10,27 @@ import (
 // routes mounts every route of the service.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.requestID, s.accessLog, s.recoverer, securityHeaders)
+	r.Use(s.requestID, s.accessLog, s.instrument, s.recoverer, securityHeaders, corsHeaders(s.opts.CORSOrigins))
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed(r))
 
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
+	r.Method(http.MethodGet, "/metrics", s.metrics.Handler(s.log))
+	r.Get("/openapi.yaml", openAPISpec)
+	docs := swaggerUI()
+	r.Method(http.MethodGet, "/docs", docs)
+	r.Method(http.MethodGet, "/docs/*", docs)
 
+	// Limits run before authentication and handlers: a limited request
+	// costs no bcrypt and no database work.
 	r.Route("/api/v1", func(r chi.Router) {
 		r.Use(noStore)
-		r.Post("/org/create", s.createOrg)
+		r.With(s.limits.write).Post("/org/create", s.createOrg)
 		r.Get("/org/get", s.getOrg)
-		r.Post("/admin/login", s.login)
+		r.With(s.limits.loginIP, s.limits.loginEmail).Post("/admin/login", s.login)
 		r.Group(func(r chi.Router) {
-			r.Use(s.authenticate)
+			r.Use(s.limits.write, s.authenticate)
 			r.Put("/org/update", s.updateOrg)
 			r.Delete("/org/delete", s.deleteOrg)
 		})

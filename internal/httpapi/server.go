@@ -6,11 +6,13 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/metrics"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -30,23 +32,42 @@ type Auth interface {
 }
 
 var (
-	_ Orgs = (*org.Service)(nil)
-	_ Auth = (*auth.Service)(nil)
+	_ Orgs     = (*org.Service)(nil)
+	_ Auth     = (*auth.Service)(nil)
+	_ Recorder = (*metrics.Metrics)(nil)
 )
 
-// Options tunes the server.
+// Options tunes the server. The zero value has no rate limits, trusts no
+// proxy and allows any origin.
 type Options struct {
 	// DBTimeout bounds the readiness probe's ping.
 	DBTimeout time.Duration
+	// LoginRatePerMin caps logins a minute per client IP and, separately,
+	// per email; 0 disables the limit.
+	LoginRatePerMin int
+	// WriteRatePerMin caps creates, updates and deletes a minute per client
+	// IP; 0 disables the limit.
+	WriteRatePerMin int
+	// TrustedProxies are the peers whose X-Forwarded-For and X-Real-IP
+	// headers name the client; anyone else's are ignored.
+	TrustedProxies []netip.Prefix
+	// CORSOrigins are the origins browsers may call the API from; empty or
+	// "*" allows any origin (never with credentials).
+	CORSOrigins []string
+	// Metrics records requests and rate-limit rejections and serves
+	// /metrics; nil gets a registry of the server's own.
+	Metrics Recorder
 }
 
 // Server holds the API's dependencies; its methods are the handlers.
 type Server struct {
-	orgs   Orgs
-	auth   Auth
-	log    *slog.Logger
-	opts   Options
-	router chi.Router
+	orgs    Orgs
+	auth    Auth
+	log     *slog.Logger
+	opts    Options
+	metrics Recorder
+	limits  rateLimits
+	router  chi.Router
 }
 
 // New returns a Server with its routes mounted.
@@ -54,7 +75,11 @@ func New(orgs Orgs, authn Auth, log *slog.Logger, opts Options) *Server {
 	if opts.DBTimeout <= 0 {
 		opts.DBTimeout = 5 * time.Second
 	}
-	s := &Server{orgs: orgs, auth: authn, log: log, opts: opts}
+	if opts.Metrics == nil {
+		opts.Metrics = metrics.New()
+	}
+	s := &Server{orgs: orgs, auth: authn, log: log, opts: opts, metrics: opts.Metrics}
+	s.limits = s.newRateLimits()
 	s.router = s.routes()
 	return s
 }

@@ -1,0 +1,242 @@
+package httpapi_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgservice/orgservice/api"
+	"github.com/orgservice/orgservice/internal/httpapi"
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// newBareEnv is an env without a database, for routes that need none.
+func newBareEnv(t testing.TB, opts httpapi.Options) *env {
+	t.Helper()
+	return &env{t: t, srv: httpapi.New(nil, nil, slog.New(slog.DiscardHandler), opts)}
+}
+
+// metricsText scrapes /metrics.
+func (e *env) metricsText() string {
+	e.t.Helper()
+	r := e.do(http.MethodGet, "/metrics", "", "")
+	require.Equal(e.t, http.StatusOK, r.Status)
+	return string(r.Body)
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	e := newEnv(t, org.Config{})
+	e.create("Acme", "admin@acme.com", "s3cretpass")
+	tests := []struct {
+		method, target, body string
+		status               int
+		api                  bool
+	}{
+		{http.MethodGet, "/healthz", "", http.StatusOK, false},
+		{http.MethodGet, "/openapi.yaml", "", http.StatusOK, false},
+		{http.MethodGet, "/metrics", "", http.StatusOK, false},
+		{http.MethodGet, "/no/such/route", "", http.StatusNotFound, false},
+		{http.MethodGet, "/api/v1/org/get?organization_name=acme", "", http.StatusOK, true},
+		{http.MethodGet, "/api/v1/org/get?organization_name=nope", "", http.StatusNotFound, true},
+		{http.MethodPost, "/api/v1/admin/login", `{"email":"admin@acme.com","password":"s3cretpass"}`, http.StatusOK, true},
+		{http.MethodPatch, "/api/v1/org/update", "", http.StatusMethodNotAllowed, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.target, func(t *testing.T) {
+			r := e.do(tt.method, tt.target, tt.body, "")
+			require.Equal(t, tt.status, r.Status, "%s", r.Body)
+			assert.Equal(t, "nosniff", r.Header.Get("X-Content-Type-Options"))
+			assert.Equal(t, "no-referrer", r.Header.Get("Referrer-Policy"))
+			if tt.api {
+				assert.Equal(t, "no-store", r.Header.Get("Cache-Control"))
+			}
+		})
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	var logs bytes.Buffer
+	srv := httpapi.New(nil, nil, slog.New(slog.NewJSONHandler(&logs, nil)), httpapi.Options{})
+	send := func(id string) string {
+		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		if id != "" {
+			req.Header.Set("X-Request-ID", id)
+		}
+		rec := httptest.NewRecorder()
+		srv.ServeHTTP(rec, req)
+		require.Equal(t, http.StatusOK, rec.Code)
+		return rec.Header().Get("X-Request-ID")
+	}
+	generated := regexp.MustCompile(`^[0-9a-f]{24}$`)
+
+	assert.Equal(t, "abc-123_X.y", send("abc-123_X.y"), "a sane id is kept")
+	assert.Contains(t, logs.String(), `"request_id":"abc-123_X.y"`, "and logged")
+	for _, insane := range []string{strings.Repeat("a", 65), "has space", "semi;colon", "<script>", "ünï"} {
+		got := send(insane)
+		assert.Regexp(t, generated, got, "%q is replaced", insane)
+		assert.NotContains(t, logs.String(), insane)
+	}
+	a, b := send(""), send("")
+	assert.Regexp(t, generated, a)
+	assert.NotEqual(t, a, b)
+	assert.Contains(t, logs.String(), `"request_id":"`+b+`"`)
+}
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t, org.Config{})
+	e.create("Acme", "admin@acme.com", "s3cretpass")
+	tok := e.login("admin@acme.com", "s3cretpass")
+	_, err := e.db.Collection("org_acme").InsertMany(context.Background(), []any{bson.D{{Key: "n", Value: 1}}, bson.D{{Key: "n", Value: 2}}})
+	require.NoError(t, err)
+	r := e.do(http.MethodPut, "/api/v1/org/update", `{"organization_name":"Globex"}`, tok)
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	e.do(http.MethodGet, "/api/v1/org/get?organization_name=nobody-here-42", "", "")
+	e.do(http.MethodGet, "/secret/path/123", "", "")
+	r = e.do(http.MethodDelete, "/api/v1/org/delete?organization_name=globex", "", tok)
+	require.Equal(t, http.StatusNoContent, r.Status, "%s", r.Body)
+
+	r = e.do(http.MethodGet, "/metrics", "", "")
+	require.Equal(t, http.StatusOK, r.Status)
+	assert.Contains(t, r.Header.Get("Content-Type"), "text/plain")
+	text := string(r.Body)
+	for _, want := range []string{
+		`http_requests_total{method="POST",route="/api/v1/org/create",status="201"} 1`,
+		`http_requests_total{method="GET",route="/api/v1/org/get",status="404"} 1`,
+		`http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`http_request_duration_seconds_bucket{method="POST",route="/api/v1/admin/login",status="200",le="+Inf"} 1`,
+		`orgservice_organizations_created_total 1`,
+		`orgservice_organizations_deleted_total 1`,
+		`orgservice_migration_duration_seconds_count{strategy=`,
+		`go_goroutines `,
+		`process_cpu_seconds_total `,
+	} {
+		assert.True(t, strings.Contains(text, want), "/metrics lacks %s", want)
+	}
+	assert.Regexp(t, `orgservice_migrations_total\{strategy="(rename|copy)"\} 1`, text)
+	assert.Regexp(t, `orgservice_migration_documents_total\{strategy="(rename|copy)"\} 2`, text)
+	assert.NotContains(t, text, "nobody-here-42", "labels carry route patterns, never raw paths")
+	assert.NotContains(t, text, "/secret/path/123")
+}
+
+// htmlRefs finds the URLs an HTML page loads: src and href attributes.
+var htmlRefs = regexp.MustCompile(`(?i)\b(?:src|href)\s*=\s*["']([^"']*)["']`)
+
+func TestSwaggerUIOffline(t *testing.T) {
+	e := newBareEnv(t, httpapi.Options{})
+	for _, path := range []string{"/docs", "/docs/"} {
+		r := e.do(http.MethodGet, path, "", "")
+		require.Equal(t, http.StatusOK, r.Status, path)
+		assert.Contains(t, r.Header.Get("Content-Type"), "text/html")
+		csp := r.Header.Get("Content-Security-Policy")
+		assert.Contains(t, csp, "default-src 'self'")
+		assert.Contains(t, csp, "script-src 'self' 'unsafe-inline'", "the page's configuration is an inline script")
+		assert.Contains(t, csp, "style-src 'self' 'unsafe-inline'", "the page has an inline style")
+		assert.Contains(t, csp, "connect-src 'self'", "it fetches /openapi.yaml and runs Try it out on this origin")
+		assert.NotContains(t, csp, "unsafe-eval")
+		assert.Equal(t, "nosniff", r.Header.Get("X-Content-Type-Options"))
+
+		page := string(r.Body)
+		assert.Contains(t, page, `"swaggerJsonUrl":"/openapi.yaml"`)
+		refs := htmlRefs.FindAllStringSubmatch(page, -1)
+		require.GreaterOrEqual(t, len(refs), 3, "the page loads its CSS and scripts")
+		for _, m := range refs {
+			ref := m[1]
+			assert.True(t, strings.HasPrefix(ref, "/") && !strings.HasPrefix(ref, "//"), "asset %q is not local", ref)
+			a := e.do(http.MethodGet, ref, "", "")
+			assert.Equal(t, http.StatusOK, a.Status, "asset %s", ref)
+			assert.NotEmpty(t, a.Body, "asset %s", ref)
+		}
+		assert.NotRegexp(t, `(?i)(src|href)\s*=\s*["']?(https?:)?//`, page, "no CDN")
+	}
+	js := e.do(http.MethodGet, "/docs/swagger-ui-bundle.js", "", "")
+	require.Equal(t, http.StatusOK, js.Status)
+	assert.Contains(t, js.Header.Get("Content-Type"), "javascript")
+	assert.Greater(t, len(js.Body), 100_000, "the whole bundle is embedded")
+}
+
+func TestOpenAPIServed(t *testing.T) {
+	e := newBareEnv(t, httpapi.Options{})
+	r := e.do(http.MethodGet, "/openapi.yaml", "", "")
+	require.Equal(t, http.StatusOK, r.Status)
+	assert.Equal(t, "application/yaml", r.Header.Get("Content-Type"))
+	assert.Equal(t, api.Spec, r.Body)
+	doc, err := openapi3.NewLoader().LoadFromData(r.Body)
+	require.NoError(t, err)
+	require.NoError(t, doc.Validate(context.Background()))
+	assert.Equal(t, "3.0.3", doc.OpenAPI)
+	assert.Contains(t, doc.Components.SecuritySchemes, "bearerAuth")
+}
+
+func preflight(origin, method string) *http.Request {
+	req := httptest.NewRequest(http.MethodOptions, "/api/v1/org/update", nil)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", method)
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, x-request-id")
+	return req
+}
+
+func TestCORS(t *testing.T) {
+	t.Run("any origin by default, without credentials", func(t *testing.T) {
+		e := newBareEnv(t, httpapi.Options{})
+		r := e.send(preflight("https://app.example", http.MethodPut))
+		assert.Less(t, r.Status, 300)
+		assert.Equal(t, "*", r.Header.Get("Access-Control-Allow-Origin"))
+		assert.Equal(t, "PUT", r.Header.Get("Access-Control-Allow-Methods"))
+		allowed := strings.ToLower(r.Header.Get("Access-Control-Allow-Headers"))
+		for _, h := range []string{"authorization", "content-type", "x-request-id"} {
+			assert.Contains(t, allowed, h)
+		}
+		assert.Empty(t, r.Header.Get("Access-Control-Allow-Credentials"))
+	})
+	t.Run("explicit list", func(t *testing.T) {
+		e := newBareEnv(t, httpapi.Options{CORSOrigins: []string{"https://app.example", " https://admin.example "}})
+		r := e.send(preflight("https://admin.example", http.MethodDelete))
+		assert.Equal(t, "https://admin.example", r.Header.Get("Access-Control-Allow-Origin"))
+		assert.Empty(t, r.Header.Get("Access-Control-Allow-Credentials"))
+		assert.Contains(t, r.Header.Values("Vary"), "Origin")
+
+		r = e.send(preflight("https://evil.example", http.MethodDelete))
+		assert.Empty(t, r.Header.Get("Access-Control-Allow-Origin"), "an origin outside the list")
+		assert.Empty(t, r.Header.Get("Access-Control-Allow-Methods"))
+
+		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		req.Header.Set("Origin", "https://app.example")
+		r = e.send(req)
+		assert.Equal(t, "https://app.example", r.Header.Get("Access-Control-Allow-Origin"))
+		exposed := r.Header.Get("Access-Control-Expose-Headers")
+		for _, h := range []string{"X-Request-Id", "Location", "Retry-After", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"} {
+			assert.Contains(t, exposed, h)
+		}
+
+		req = httptest.NewRequest(http.MethodGet, "/healthz", nil)
+		req.Header.Set("Origin", "https://evil.example")
+		r = e.send(req)
+		assert.Equal(t, http.StatusOK, r.Status)
+		assert.Empty(t, r.Header.Get("Access-Control-Allow-Origin"))
+	})
+}
+
+func TestNotFoundAndMethodNotAllowed(t *testing.T) {
+	e := newBareEnv(t, httpapi.Options{})
+	r := e.do(http.MethodGet, "/api/v1/nope", "", "")
+	require.Equal(t, http.StatusNotFound, r.Status)
+	assert.Equal(t, httpapi.ProblemBase+"not-found", r.JSON(t)["type"])
+
+	r = e.do(http.MethodPost, "/api/v1/org/get", "", "")
+	require.Equal(t, http.StatusMethodNotAllowed, r.Status)
+	assert.Equal(t, "GET", r.Header.Get("Allow"))
+	var p map[string]any
+	require.NoError(t, json.Unmarshal(r.Body, &p))
+	assert.Equal(t, httpapi.ProblemBase+"method-not-allowed", p["type"])
+}
