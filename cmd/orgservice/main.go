@@ -27,6 +27,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if len(os.Args) == 2 && os.Args[1] == "healthcheck" {
+		stop()
+		os.Exit(healthcheck(context.Background()))
+	}
 	if err := run(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "orgservice:", err)
 		os.Exit(1)

@@ -59,6 +59,15 @@ func (c clientIPs) isTrusted(a netip.Addr) bool {
 	return false
 }
 
+// address returns r's client address for logs, or the raw peer address
+// when it cannot be parsed.
+func (c clientIPs) address(r *http.Request) string {
+	if a, ok := c.of(r); ok {
+		return a.String()
+	}
+	return r.RemoteAddr
+}
+
 // key returns the rate-limit key of r's client: the IPv4 address, or the
 // IPv6 /64 (one subscriber usually holds a whole /64, so keying on the full
 // address would let it rotate addresses to dodge a limit).

@@ -57,3 +57,13 @@ func TestClientIPKey(t *testing.T) {
 		})
 	}
 }
+
+func TestClientIPAddress(t *testing.T) {
+	c := clientIPs{trusted: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "10.0.0.2:5555"
+	r.Header.Set("X-Forwarded-For", "2001:db8::1")
+	assert.Equal(t, "2001:db8::1", c.address(r), "logs get the whole address, not the /64")
+	r.RemoteAddr = "pipe"
+	assert.Equal(t, "pipe", c.address(r))
+}

@@ -53,6 +53,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			slog.String("request_id", RequestID(r.Context())),
 			slog.String("method", r.Method),
 			slog.String("route", routePattern(r)),
+			slog.String("client_ip", s.ips.address(r)),
 			slog.Int("status", ww.Status()),
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.Duration("duration", time.Since(start)),

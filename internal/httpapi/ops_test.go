@@ -82,6 +82,7 @@ func TestRequestID(t *testing.T) {
 
 	assert.Equal(t, "abc-123_X.y", send("abc-123_X.y"), "a sane id is kept")
 	assert.Contains(t, logs.String(), `"request_id":"abc-123_X.y"`, "and logged")
+	assert.Contains(t, logs.String(), `"client_ip":"192.0.2.1"`, "the access line names the client")
 	for _, insane := range []string{strings.Repeat("a", 65), "has space", "semi;colon", "<script>", "ünï"} {
 		got := send(insane)
 		assert.Regexp(t, generated, got, "%q is replaced", insane)

@@ -28,11 +28,10 @@ type rateLimits struct {
 }
 
 func (s *Server) newRateLimits() rateLimits {
-	ips := clientIPs{trusted: s.opts.TrustedProxies}
 	return rateLimits{
-		loginIP:    s.limiter(limitLoginIP, s.opts.LoginRatePerMin, ips.key),
+		loginIP:    s.limiter(limitLoginIP, s.opts.LoginRatePerMin, s.ips.key),
 		loginEmail: s.limiter(limitLoginEmail, s.opts.LoginRatePerMin, loginEmail),
-		write:      s.limiter(limitWrite, s.opts.WriteRatePerMin, ips.key),
+		write:      s.limiter(limitWrite, s.opts.WriteRatePerMin, s.ips.key),
 	}
 }
 

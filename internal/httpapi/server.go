@@ -66,6 +66,7 @@ type Server struct {
 	log     *slog.Logger
 	opts    Options
 	metrics Recorder
+	ips     clientIPs
 	limits  rateLimits
 	router  chi.Router
 }
@@ -78,7 +79,7 @@ func New(orgs Orgs, authn Auth, log *slog.Logger, opts Options) *Server {
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
 	}
-	s := &Server{orgs: orgs, auth: authn, log: log, opts: opts, metrics: opts.Metrics}
+	s := &Server{orgs: orgs, auth: authn, log: log, opts: opts, metrics: opts.Metrics, ips: clientIPs{trusted: opts.TrustedProxies}}
 	s.limits = s.newRateLimits()
 	s.router = s.routes()
 	return s
