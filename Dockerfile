@@ -31,6 +31,10 @@ ENV HTTP_ADDR=:8080 \
 USER nonroot:nonroot
 EXPOSE 8080
 
-# Liveness: GET /healthz. Readiness: GET /readyz. The image has no shell or
-# curl, so health checks belong to the orchestrator, not a HEALTHCHECK here.
+# The image has no shell or curl: the binary probes itself
+# (`orgservice healthcheck` GETs /readyz on HTTP_ADDR and exits 0 or 1).
+# Orchestrators can use GET /healthz (liveness) and GET /readyz (readiness).
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["/orgservice", "healthcheck"]
+
 ENTRYPOINT ["/orgservice"]

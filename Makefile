@@ -20,6 +20,15 @@ test: ## Vet, check formatting, and run every test with the race detector
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
 	$(GO) test -race -count=1 -timeout 20m $(PKGS)
 
+.PHONY: lint
+lint: ## Vet and check formatting, without running the tests
+	$(GO) vet $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+
+.PHONY: fmt
+fmt: ## Format every Go file in place
+	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
+
 .PHONY: test-crash
 test-crash: ## Black-box test: SIGKILL the binary during copy renames of 100,000 documents (~3 min)
 	cd test/crash && $(GO) test -tags crash -count=1 -v -timeout 10m .
@@ -31,6 +40,10 @@ build: ## Build a static binary into bin/
 .PHONY: docker-build
 docker-build: ## Build the Docker image
 	docker build -t $(IMAGE) .
+
+.PHONY: docker-run
+docker-run: ## Run the image alone on its embedded database (data in volume orgservice-data)
+	docker run --rm -p 8080:8080 -v orgservice-data:/data $(IMAGE)
 
 .PHONY: compose-up
 compose-up: ## Start MongoDB and the service with Docker Compose v2
