@@ -155,3 +155,22 @@ func TestLoginPasswordEdge(t *testing.T) {
 	assertProblem(t, e.do(http.MethodPost, loginURL, loginJSON(t, "admin@acme.com", q72+"é"), ""), http.StatusUnauthorized)
 	assertProblem(t, e.do(http.MethodPost, loginURL, loginJSON(t, "admin@acme.com", q72+"x"), ""), http.StatusUnauthorized)
 }
+
+// A password the login would refuse as blank cannot be set either: an
+// account nobody can ever log into is not created.
+func TestBlankPasswordRefused(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, org.Config{})
+	blank := strings.Repeat(" ", 8)
+	p := assertProblem(t, e.do(http.MethodPost, createURL, createBody(t, "Acme Corp", "admin@acme.com", blank), ""), http.StatusUnprocessableEntity)
+	assert.Equal(t, []string{"password"}, problemFields(t, p))
+	assert.Zero(t, e.orgDocs())
+	assert.Empty(t, e.collections())
+
+	_, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
+	before := e.snapshot()
+	p = assertProblem(t, e.do(http.MethodPut, updateURL, mustJSON(t, map[string]string{"password": "\t\t\t\t        "}), tok), http.StatusUnprocessableEntity)
+	assert.Equal(t, []string{"password"}, problemFields(t, p))
+	assert.Equal(t, before, e.snapshot(), "nothing changed")
+	e.login("admin@acme.com", "s3cretpass")
+}

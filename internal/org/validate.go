@@ -83,6 +83,8 @@ func checkPassword(fe *fieldErrors, field, password string) {
 		fe.add(field, "must be at least 8 characters")
 	case len(password) > MaxPasswordBytes:
 		fe.add(field, "must be at most 72 bytes")
+	case strings.TrimSpace(password) == "":
+		fe.add(field, "must not be blank") // the login refuses a blank password
 	}
 }
 
