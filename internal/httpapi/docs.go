@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"io/fs"
 	"net/http"
+	"strings"
 
 	"github.com/swaggest/swgui"
+	"github.com/swaggest/swgui/v5/static"
 	"github.com/swaggest/swgui/v5emb"
 
 	"github.com/orgservice/orgservice/api"
@@ -25,8 +28,9 @@ func openAPISpec(w http.ResponseWriter, _ *http.Request) {
 }
 
 // swaggerUI serves Swagger UI and its assets, embedded in the binary, at
-// /docs and below, reading the spec from /openapi.yaml.
-func swaggerUI() http.Handler {
+// /docs and below, reading the spec from /openapi.yaml. A path under /docs/
+// that is no asset is the usual 404 problem.
+func (s *Server) swaggerUI() http.Handler {
 	ui := v5emb.NewHandlerWithConfig(swgui.Config{
 		Title:       "orgservice",
 		SwaggerJSON: "/openapi.yaml",
@@ -37,7 +41,25 @@ func swaggerUI() http.Handler {
 		},
 	})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if asset := strings.TrimPrefix(r.URL.Path, "/docs/"); asset != r.URL.Path && asset != "" && !isDocsAsset(asset) {
+			s.notFound(w, r)
+			return
+		}
 		w.Header().Set("Content-Security-Policy", docsCSP)
 		ui.ServeHTTP(w, r)
 	})
+}
+
+// isDocsAsset reports whether Swagger UI's embedded files hold name, as is
+// or gzipped.
+func isDocsAsset(name string) bool {
+	if !fs.ValidPath(name) {
+		return false
+	}
+	for _, n := range []string{name, name + ".gz"} {
+		if fi, err := fs.Stat(static.FS, n); err == nil && !fi.IsDir() {
+			return true
+		}
+	}
+	return false
 }

@@ -160,6 +160,11 @@ func TestSwaggerUIOffline(t *testing.T) {
 		}
 		assert.NotRegexp(t, `(?i)(src|href)\s*=\s*["']?(https?:)?//`, page, "no CDN")
 	}
+	for _, missing := range []string{"/docs/nope.js", "/docs/../openapi.yaml", "/docs/swagger-ui.css/x"} {
+		r := e.do(http.MethodGet, missing, "", "")
+		assert.Equal(t, http.StatusNotFound, r.Status, missing)
+		assert.Equal(t, "application/problem+json", r.Header.Get("Content-Type"), missing)
+	}
 	js := e.do(http.MethodGet, "/docs/swagger-ui-bundle.js", "", "")
 	require.Equal(t, http.StatusOK, js.Status)
 	assert.Contains(t, js.Header.Get("Content-Type"), "javascript")

@@ -18,7 +18,7 @@ func (s *Server) routes() chi.Router {
 	r.Get("/readyz", s.readyz)
 	r.Method(http.MethodGet, "/metrics", s.metrics.Handler(s.log))
 	r.Get("/openapi.yaml", openAPISpec)
-	docs := swaggerUI()
+	docs := s.swaggerUI()
 	r.Method(http.MethodGet, "/docs", docs)
 	r.Method(http.MethodGet, "/docs/*", docs)
 
