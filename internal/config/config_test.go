@@ -1,0 +1,91 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// inDir runs the test in an empty directory, so no .env is picked up by accident.
+func inDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	t.Chdir(dir)
+	return dir
+}
+
+func TestLoadDefaults(t *testing.T) {
+	inDir(t)
+	c, err := Load()
+	require.NoError(t, err)
+	assert.True(t, c.Embedded())
+	assert.Equal(t, "master_metadata", c.MongoDBName)
+	assert.Equal(t, ":8080", c.HTTPAddr)
+	assert.Equal(t, 12, c.BcryptCost)
+	assert.Equal(t, "auto", c.MigrationStrategy)
+	assert.Equal(t, []string{"*"}, c.CORSOrigins)
+}
+
+func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
+	for _, tc := range []struct{ key, value string }{
+		{"BCRYPT_COST", "3"},
+		{"BCRYPT_COST", "twelve"},
+		{"JWT_TTL", "-1h"},
+		{"JWT_TTL", "soon"},
+		{"DB_TIMEOUT", "0s"},
+		{"LOG_LEVEL", "loud"},
+		{"LOG_FORMAT", "xml"},
+		{"MIGRATION_STRATEGY", "teleport"},
+		{"TRUSTED_PROXIES", "10.0.0.0/8,nonsense"},
+		{"LOGIN_RATE_PER_MIN", "-1"},
+		{"SECRET_KEY", "short"},
+		{"MONGO_DB_NAME", "a.b"},
+	} {
+		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
+			inDir(t)
+			t.Setenv(tc.key, tc.value)
+			_, err := Load()
+			require.Error(t, err)
+			assert.Contains(t, err.Error(), tc.key)
+			assert.NotContains(t, err.Error(), "\n", "one line")
+		})
+	}
+}
+
+func TestSecretRequiredWithMongoURL(t *testing.T) {
+	inDir(t)
+	t.Setenv("MONGO_URL", "mongodb://localhost:27017")
+	_, err := Load()
+	require.ErrorContains(t, err, "SECRET_KEY")
+	t.Setenv("SECRET_KEY", strings.Repeat("k", MinSecretBytes))
+	_, err = Load()
+	require.NoError(t, err)
+}
+
+func TestDotEnvFillsInAndEnvironmentWins(t *testing.T) {
+	dir := inDir(t)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, ".env"), []byte("HTTP_ADDR=:9999\nMONGO_DB_NAME=fromfile\n"), 0o600))
+	t.Setenv("MONGO_DB_NAME", "fromenv")
+	c, err := Load()
+	require.NoError(t, err)
+	assert.Equal(t, ":9999", c.HTTPAddr)
+	assert.Equal(t, "fromenv", c.MongoDBName)
+	os.Unsetenv("HTTP_ADDR") // godotenv set it in the process environment
+}
+
+func TestEmbeddedSecretIsGeneratedOnceWithMode0600(t *testing.T) {
+	dir := t.TempDir()
+	k1, err := EmbeddedSecret(dir)
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, len(k1), MinSecretBytes)
+	st, err := os.Stat(filepath.Join(dir, "secret.key"))
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o600), st.Mode().Perm())
+	k2, err := EmbeddedSecret(dir)
+	require.NoError(t, err)
+	assert.Equal(t, k1, k2, "kept across restarts")
+}
