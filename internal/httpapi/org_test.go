@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"slices"
@@ -419,6 +420,18 @@ func TestCreateTooLarge(t *testing.T) {
 	assert.Zero(t, e.orgDocs())
 	assert.Empty(t, e.collections())
 	assertProblem(t, e.do(http.MethodPost, loginURL, `{"email":"a@b.co","password":"`+big+`"}`, ""), http.StatusRequestEntityTooLarge)
+}
+
+// A new organization never inherits documents, not even from a leftover
+// collection of its name that no organization refers to.
+func TestCreateOverLeftoverCollection(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, org.Config{})
+	e.seed("org_acme_corp", 5)
+	r := e.do(http.MethodPost, createURL, createBody(t, "Acme Corp", "admin@acme.com", "s3cretpass"), "")
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	assert.Equal(t, []string{"org_acme_corp"}, e.collections())
+	assert.Empty(t, e.docs("org_acme_corp"), "no data inherited")
 }
 
 // 20 concurrent creates of one name: one 201, nineteen 409, one document, one collection.
@@ -943,6 +956,122 @@ func TestUpdateRenameConcurrent(t *testing.T) {
 		}
 	}
 	e.create("Acme Corp", "old@acme.com", "s3cretpass")
+}
+
+// Renaming away and back frees and retakes the name, with the data.
+func TestUpdateRenameBack(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, org.Config{})
+	created, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
+	docs := e.seed("org_acme_corp", 20)
+	for _, name := range []string{"Globex", "Acme Corp", "globex", "ACME corp"} {
+		r := e.do(http.MethodPut, updateURL, mustJSON(t, map[string]string{"organization_name": name}), tok)
+		require.Equal(t, http.StatusOK, r.Status, "rename to %q: %s", name, r.Body)
+		want := org.CollectionName(org.Slug(name))
+		assert.Equal(t, want, r.JSON(t)["collection_name"])
+		assert.Equal(t, []string{want}, e.collections())
+		assertSameDocs(t, docs, e.docs(want))
+	}
+	g := e.do(http.MethodGet, byName(getURL, "acme-corp"), "", "")
+	require.Equal(t, http.StatusOK, g.Status)
+	assert.Equal(t, created["id"], g.JSON(t)["id"])
+	assert.Equal(t, "ACME corp", g.JSON(t)["organization_name"])
+	assertProblem(t, e.do(http.MethodGet, byName(getURL, "Globex"), "", ""), http.StatusNotFound)
+	e.create("Globex", "admin@globex.com", "s3cretpass")
+}
+
+// Changing the email to the one the admin already has, in another case,
+// changes nothing and revokes nothing.
+func TestUpdateSameEmail(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, org.Config{})
+	_, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
+	r := e.do(http.MethodPut, updateURL, `{"email": "ADMIN@Acme.com"}`, tok)
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	assert.Equal(t, "admin@acme.com", r.JSON(t)["admin_email"])
+	assert.EqualValues(t, 0, e.orgDoc("acme_corp")["token_version"])
+	assertProblem(t, e.do(http.MethodDelete, byName(deleteURL, "Globex"), "", tok), http.StatusForbidden) // still authenticated
+}
+
+// Deletes and renames of one organization racing each other leave it either
+// gone entirely or whole: one collection with every document, pointed at by
+// its metadata.
+func TestDeleteConcurrent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, org.Config{})
+	_, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
+	want := e.seed("org_acme_corp", 200)
+
+	type call struct{ method, target, body string }
+	calls := []call{
+		{http.MethodDelete, byName(deleteURL, "Acme Corp"), ""},
+		{http.MethodPut, updateURL, `{"organization_name": "Renamed 1"}`},
+		{http.MethodDelete, byName(deleteURL, "acme-corp"), ""},
+		{http.MethodPut, updateURL, `{"organization_name": "Renamed 2"}`},
+		{http.MethodDelete, byName(deleteURL, "ACME CORP"), ""},
+	}
+	statuses := make([]int, len(calls))
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, c := range calls {
+		wg.Go(func() {
+			<-start
+			statuses[i] = e.do(c.method, c.target, c.body, tok).Status
+		})
+	}
+	close(start)
+	wg.Wait()
+	require.NoError(t, e.orgs.Wait(context.Background()))
+
+	deleted := 0
+	for i, s := range statuses {
+		if calls[i].method == http.MethodDelete {
+			assert.Contains(t, []int{http.StatusNoContent, http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict}, s, "call %d: %v", i, statuses)
+			if s == http.StatusNoContent {
+				deleted++
+			}
+		} else {
+			assert.Contains(t, []int{http.StatusOK, http.StatusUnauthorized, http.StatusConflict}, s, "call %d: %v", i, statuses)
+		}
+	}
+	assert.LessOrEqual(t, deleted, 1, "statuses: %v", statuses)
+	if deleted == 1 {
+		assert.Zero(t, e.orgDocs(), "statuses: %v", statuses)
+		assert.Empty(t, e.collections(), "statuses: %v", statuses)
+		assertUnauthorized(t, e.do(http.MethodPut, updateURL, `{"organization_name": "Zombie"}`, tok))
+		return
+	}
+	require.Equal(t, int64(1), e.orgDocs(), "statuses: %v", statuses)
+	var d bson.M
+	require.NoError(t, e.db.Collection(mongostore.OrganizationsCollection).FindOne(context.Background(), bson.D{}).Decode(&d))
+	assert.NotContains(t, d, "pending")
+	assert.Equal(t, []string{d["collection_name"].(string)}, e.collections(), "statuses: %v", statuses)
+	assertSameDocs(t, want, e.docs(d["collection_name"].(string)))
+}
+
+// A client that goes away mid-rename does not leave the rename half-done.
+func TestUpdateRenameClientGone(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, org.Config{})
+	_, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
+	want := e.seed("org_acme_corp", 300)
+
+	for i, after := range []time.Duration{5 * time.Millisecond, 30 * time.Millisecond, 100 * time.Millisecond} {
+		ctx, cancel := context.WithCancel(context.Background())
+		req := httptest.NewRequestWithContext(ctx, http.MethodPut, updateURL, strings.NewReader(fmt.Sprintf(`{"organization_name": "Gone %d"}`, i)))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		time.AfterFunc(after, cancel)
+		e.srv.ServeHTTP(httptest.NewRecorder(), req) // nobody reads the answer
+		cancel()
+		require.NoError(t, e.orgs.Wait(context.Background()))
+
+		require.Equal(t, int64(1), e.orgDocs())
+		var d bson.M
+		require.NoError(t, e.db.Collection(mongostore.OrganizationsCollection).FindOne(context.Background(), bson.D{}).Decode(&d))
+		assert.NotContains(t, d, "pending", "the rename finished or never began")
+		assert.Equal(t, []string{d["collection_name"].(string)}, e.collections())
+		assertSameDocs(t, want, e.docs(d["collection_name"].(string)))
+	}
 }
 
 // ---- routes -----------------------------------------------------------------
