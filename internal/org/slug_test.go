@@ -1,10 +1,12 @@
 package org_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/orgservice/orgservice/internal/org"
 )
@@ -85,4 +87,12 @@ func TestSlugEquivalence(t *testing.T) {
 func TestCollectionName(t *testing.T) {
 	assert.Equal(t, "org_acme_corp", org.CollectionName(org.Slug("Acme Corp")))
 	assert.Equal(t, "org_café_zürich", org.CollectionName(org.Slug("Café Zürich")))
+}
+
+func TestNamesWithControlCharactersAreInvalid(t *testing.T) {
+	svc := org.NewService(nil, nil, org.Config{}, nil)
+	for _, name := range []string{"Acme\x00Corp", "Acme\nCorp", "Acme\u0085Corp", "Acme\x1bCorp"} {
+		_, err := svc.Create(context.Background(), org.CreateInput{Name: name, Email: "a@example.com", Password: "password-1"})
+		require.True(t, org.IsKind(err, org.KindInvalid), "%q: %v", name, err)
+	}
 }

@@ -3,6 +3,7 @@ package org
 import (
 	"net/mail"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -50,6 +51,8 @@ func checkName(fe *fieldErrors, field, name string) (string, string) {
 		fe.add(field, "must not be blank")
 	case utf8.RuneCountInString(name) > MaxNameRunes:
 		fe.add(field, "must be at most 100 characters")
+	case strings.ContainsFunc(name, unicode.IsControl):
+		fe.add(field, "must not contain control characters")
 	case slug == "":
 		fe.add(field, "must contain at least one letter or digit")
 	case len(slug) > MaxSlugBytes:
