@@ -72,7 +72,7 @@ func New() *Metrics {
 		}, []string{"strategy"}),
 		migrationDocs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "orgservice_migration_documents_total",
-			Help: "Documents moved by tenant collection migrations, by strategy.",
+			Help: "Documents copied by tenant collection migrations, by strategy (a renameCollection copies none).",
 		}, []string{"strategy"}),
 	}
 	reg.MustRegister(

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// row is one scenario's measurement. The JSON keys of the issue come first;
+// the rest add what the table shows.
+type row struct {
+	Name      string   `json:"name"`
+	OpsPerSec float64  `json:"ops_per_sec"`
+	P50       float64  `json:"p50_ms"`
+	P90       float64  `json:"p90_ms"`
+	P99       float64  `json:"p99_ms"`
+	Errors    int      `json:"errors"`
+	CPUPerOp  *float64 `json:"cpu_us_per_op"` // service CPU per request; null for a ceiling, which bypasses the service
+
+	Ops        int      `json:"ops"`
+	Clients    int      `json:"clients"`
+	PeakRSSMB  *float64 `json:"peak_rss_mb"`                // the service's peak resident memory in the phase
+	DBCPUPerOp *float64 `json:"db_cpu_us_per_op,omitempty"` // the database process's CPU per request, when the harness runs it
+	Orgs       int      `json:"orgs,omitempty"`             // organizations in the database when the phase began
+	Docs       int      `json:"docs,omitempty"`             // documents in the renamed collection
+	Baseline   string   `json:"baseline,omitempty"`         // the row that bounds this one
+}
+
+// ratio is a scenario's throughput or time over its bound's.
+type ratio struct {
+	key    string
+	value  *float64
+	target string // e.g. ">= 0.8"
+	met    *bool
+}
+
+// report is every row and ratio of a run, with where it ran.
+type report struct {
+	rows   []row
+	ratios []ratio
+	notes  []string
+}
+
+func (r *report) add(row row) { r.rows = append(r.rows, row) }
+
+func (r *report) row(name string) (row, bool) {
+	for _, x := range r.rows {
+		if x.Name == name {
+			return x, true
+		}
+	}
+	return row{}, false
+}
+
+// setRatio records num/den with its target (atLeast: higher is better).
+func (r *report) setRatio(key string, num, den float64, bound float64, atLeast bool) {
+	rt := ratio{key: key}
+	if den > 0 && num > 0 {
+		v := round(num/den, 3)
+		met := v >= bound
+		if !atLeast {
+			met = v <= bound
+		}
+		rt.value, rt.met = &v, &met
+	}
+	if atLeast {
+		rt.target = fmt.Sprintf(">= %g", bound)
+	} else {
+		rt.target = fmt.Sprintf("<= %g", bound)
+	}
+	for i := range r.ratios {
+		if r.ratios[i].key == key {
+			r.ratios[i] = rt
+			return
+		}
+	}
+	r.ratios = append(r.ratios, rt)
+}
+
+// The three ratios of the issue are always present in the JSON (null when
+// not measured).
+var requiredRatios = []string{"get_vs_ceiling", "login_vs_bcrypt", "rename_large_vs_small"}
+
+func (h *harness) printHeader() {
+	fmt.Fprintf(h.out, "%-28s %10s %9s %9s %9s %7s %10s %10s %8s\n",
+		"scenario", "ops/s", "p50 ms", "p90 ms", "p99 ms", "errors", "svc µs/op", "db µs/op", "RSS MB")
+}
+
+func (h *harness) printRow(r row) {
+	fmt.Fprintf(h.out, "%-28s %10.1f %9.2f %9.2f %9.2f %7d %10s %10s %8s\n",
+		r.Name, r.OpsPerSec, r.P50, r.P90, r.P99, r.Errors, num(r.CPUPerOp, 0), num(r.DBCPUPerOp, 0), num(r.PeakRSSMB, 1))
+}
+
+func num(v *float64, digits int) string {
+	if v == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.*f", digits, *v)
+}
+
+// printSummary prints the whole table again, each scenario beside its
+// baseline, then the ratios against their targets.
+func (h *harness) printSummary() {
+	fmt.Fprintln(h.out)
+	tw := tabwriter.NewWriter(h.out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tops/s\tp50 ms\tp90 ms\tp99 ms\terrors\tsvc cpu µs/op\tdb cpu µs/op\tpeak RSS MB\t")
+	for _, r := range h.rep.rows {
+		fmt.Fprintf(tw, "%s\t%.1f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t\n",
+			r.Name, r.OpsPerSec, r.P50, r.P90, r.P99, r.Errors, num(r.CPUPerOp, 0), num(r.DBCPUPerOp, 0), num(r.PeakRSSMB, 1))
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(h.out)
+	for _, rt := range h.rep.ratios {
+		verdict := "not measured"
+		if rt.met != nil {
+			verdict = "MISSED"
+			if *rt.met {
+				verdict = "ok"
+			}
+		}
+		fmt.Fprintf(h.out, "%-28s %8s   target %-7s %s\n", rt.key, num(rt.value, 3), rt.target, verdict)
+	}
+	for _, n := range h.rep.notes {
+		fmt.Fprintln(h.out, "note:", n)
+	}
+}
+
+// machine describes where the run happened.
+type machine struct {
+	CPUs      int    `json:"cpus"`
+	GOOS      string `json:"goos"`
+	GOARCH    string `json:"goarch"`
+	ModelName string `json:"model_name"`
+	GoVersion string `json:"go_version"`
+	MemTotal  string `json:"mem_total,omitempty"`
+	Kernel    string `json:"kernel,omitempty"`
+	Database  string `json:"database"`
+	Target    string `json:"target"`
+}
+
+func (h *harness) machine() machine {
+	m := machine{
+		CPUs: runtime.NumCPU(), GOOS: runtime.GOOS, GOARCH: runtime.GOARCH,
+		ModelName: procField("/proc/cpuinfo", "model name"), GoVersion: runtime.Version(),
+		MemTotal: procField("/proc/meminfo", "MemTotal"), Database: "embedded FerretDB (cmd/embeddb, SQLite)",
+		Target: "cmd/orgservice built by the harness",
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if h.cfg.Mongo != "" {
+		m.Database = "MongoDB wire protocol at " + redact(h.cfg.Mongo)
+	} else if h.cfg.URL != "" {
+		m.Database = "unknown (the server's own)"
+	}
+	if h.cfg.URL != "" {
+		m.Target = h.cfg.URL
+	}
+	return m
+}
+
+// redact drops the credentials of a mongodb:// URI.
+func redact(uri string) string {
+	if i := strings.Index(uri, "@"); i >= 0 {
+		if j := strings.Index(uri, "://"); j >= 0 && j < i {
+			return uri[:j+3] + "…" + uri[i:]
+		}
+	}
+	return uri
+}
+
+// procField returns the value of the first "key: value" line of a /proc file.
+func procField(path, key string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return "unknown"
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		k, v, ok := strings.Cut(s.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// commit returns the short hash of the checked-out commit, or "unknown".
+func commit(ctx context.Context, src string) string {
+	cmd := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD")
+	cmd.Dir = src
+	b, err := cmd.Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// jsonReport is the -json file.
+type jsonReport struct {
+	Scenarios []row               `json:"scenarios"`
+	Ratios    map[string]*float64 `json:"ratios"`
+	Targets   map[string]string   `json:"targets"`
+	Machine   machine             `json:"machine"`
+	Commit    string              `json:"commit"`
+	Date      string              `json:"date"`
+	Settings  settings            `json:"settings"`
+	Notes     []string            `json:"notes,omitempty"`
+}
+
+// settings are the knobs of the run that shape its numbers.
+type settings struct {
+	Quick          bool    `json:"quick"`
+	Clients        int     `json:"clients"`
+	Orgs           int     `json:"orgs"`
+	Scale          []int   `json:"scale"`
+	Docs           []int   `json:"docs"`
+	DurationSec    float64 `json:"duration_sec"`
+	WarmupSec      float64 `json:"warmup_sec"`
+	LoginCost      int     `json:"login_bcrypt_cost"`
+	PoolCost       int     `json:"pool_bcrypt_cost"`
+	ServiceLogging string  `json:"service_log_level"`
+}
+
+func (h *harness) writeJSON(ctx context.Context, w io.Writer, at time.Time) error {
+	jr := jsonReport{
+		Scenarios: h.rep.rows,
+		Ratios:    map[string]*float64{},
+		Targets:   map[string]string{},
+		Machine:   h.machine(),
+		Commit:    commit(ctx, h.cfg.Src),
+		Date:      at.UTC().Format(time.RFC3339),
+		Settings: settings{
+			Quick: h.cfg.Quick, Clients: h.cfg.Clients, Orgs: h.cfg.Orgs, Scale: h.cfg.Scale, Docs: h.cfg.docs(),
+			DurationSec: h.cfg.Duration.Seconds(), WarmupSec: h.cfg.Warmup.Seconds(),
+			LoginCost: h.cfg.LoginCost, PoolCost: 4, ServiceLogging: h.cfg.ServiceLogLevel,
+		},
+		Notes: h.rep.notes,
+	}
+	if jr.Scenarios == nil {
+		jr.Scenarios = []row{}
+	}
+	for _, k := range requiredRatios {
+		jr.Ratios[k] = nil
+	}
+	for _, rt := range h.rep.ratios {
+		jr.Ratios[rt.key] = rt.value
+		jr.Targets[rt.key] = rt.target
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(jr)
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// benchPassword is every seeded admin's password.
+const benchPassword = "bench-password-1"
+
+// poolOrg is a seeded organization and the requests that reach it, built
+// once so that the measured loop does no formatting.
+type poolOrg struct {
+	id      string
+	name    string
+	slug    string
+	email   string
+	getPath string
+	login   []byte // login request body
+	filter  bson.D // the ceiling's lookup
+}
+
+// orgName is the name of the i-th organization of a set. It is already in
+// slug form (lowercase ASCII letters, digits and '_'), so any implementation
+// of the API derives the same key from it.
+func (h *harness) orgName(set string, i int) string {
+	return fmt.Sprintf("ob%s_%s_%07d", h.runID, set, i)
+}
+
+func (h *harness) orgEmail(set string, i int) string {
+	return fmt.Sprintf("admin.%s.%s.%d@bench.test", h.runID, set, i)
+}
+
+func (h *harness) poolOrg(name, slug, email string) poolOrg {
+	return poolOrg{
+		name: name, slug: slug, email: email, getPath: getPath(name),
+		login:  loginBody(email, benchPassword),
+		filter: bson.D{{Key: h.cfg.LookupField, Value: slug}},
+	}
+}
+
+// seedPool adds organizations from..to-1 of set. On a database of the
+// harness's own, the first is created through the API and the rest are
+// clones of its documents (see template); otherwise all go through the API.
+func (h *harness) seedPool(ctx context.Context, t *target, set string, from, to int) ([]poolOrg, error) {
+	if h.cfg.URL != "" || t.db == nil || h.cfg.SeedAPI || to <= from {
+		return h.seedOrgs(ctx, t, set, from, to)
+	}
+	var out []poolOrg
+	if from == 0 {
+		first, err := h.seedOrgs(ctx, t, set, 0, 1)
+		if err != nil {
+			return nil, err
+		}
+		o := first[0]
+		tmpl, err := snapshot(ctx, t.db, orgInfo{ID: o.id, CollectionName: "org_" + o.slug}, o.name, o.email)
+		if err != nil {
+			return nil, err
+		}
+		h.templates[set] = tmpl
+		out, from = first, 1
+	}
+	tmpl := h.templates[set]
+	if tmpl == nil {
+		return nil, fmt.Errorf("seed %s: no template", set)
+	}
+	more, err := h.seedClones(ctx, t.db, tmpl, set, from, to)
+	return append(out, more...), err
+}
+
+// seedOrgs creates organizations from..to-1 of set through the API, with as
+// many concurrent clients as the scenarios use.
+func (h *harness) seedOrgs(ctx context.Context, t *target, set string, from, to int) ([]poolOrg, error) {
+	if to <= from {
+		return nil, nil
+	}
+	out := make([]poolOrg, to-from)
+	bar := h.progress(int64(to-from), "orgs", fmt.Sprintf("seeding %d %s organizations via the API", to-from, set))
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	for range h.cfg.Clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				k := int(next.Add(1)) - 1
+				if k >= len(out) {
+					return
+				}
+				i := from + k
+				name, email := h.orgName(set, i), h.orgEmail(set, i)
+				o, err := t.api.create(ctx, name, email, benchPassword)
+				if err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("seed %s: %w", name, err); cancel() })
+					return
+				}
+				slug, ok := strings.CutPrefix(o.CollectionName, "org_")
+				if !ok {
+					slug = name
+				}
+				out[k] = h.poolOrg(name, slug, email)
+				out[k].id = o.ID
+				bar.add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	bar.done()
+	return out, ctx.Err()
+}
+
+// seedDocs inserts documents from..to-1 into a tenant collection straight
+// through the driver, in batches, a few batches at a time.
+func (h *harness) seedDocs(ctx context.Context, coll *mongo.Collection, from, to int) error {
+	if to <= from {
+		return nil
+	}
+	const batch = 1000
+	const writers = 4
+	bar := h.progress(int64(to-from), "docs", fmt.Sprintf("seeding %d documents into %s", to-from, coll.Name()))
+	pad := strings.Repeat("x", 96)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	starts := make(chan int)
+	errs := make(chan error, writers)
+	var wg sync.WaitGroup
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			docs := make([]any, 0, batch)
+			for s := range starts {
+				docs = docs[:0]
+				for i := s; i < min(s+batch, to); i++ {
+					docs = append(docs, bson.D{
+						{Key: "_id", Value: bson.NewObjectID()},
+						{Key: "n", Value: int64(i)},
+						{Key: "sku", Value: fmt.Sprintf("SKU-%09d", i)},
+						{Key: "qty", Value: int32(i % 100)},
+						{Key: "note", Value: pad},
+						{Key: "created_at", Value: now},
+					})
+				}
+				if _, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
+					errs <- fmt.Errorf("seed documents: %w", err)
+					return
+				}
+				bar.add(len(docs))
+			}
+		}()
+	}
+	var err error
+feed:
+	for s := from; s < to; s += batch {
+		select {
+		case starts <- s:
+		case err = <-errs:
+			break feed
+		case <-ctx.Done():
+			err = ctx.Err()
+			break feed
+		}
+	}
+	close(starts)
+	wg.Wait()
+	if err != nil {
+		return err
+	}
+	select {
+	case err = <-errs:
+		return err
+	default:
+		bar.done()
+		return nil
+	}
+}
+
+// progress shows how far seeding has got: a progress bar on the harness's
+// error stream when that is a terminal; elsewhere (logs, CI) a line at the
+// start and one at the end.
+type progress struct {
+	h     *harness
+	bar   *progressbar.ProgressBar // nil when not on a terminal
+	desc  string
+	began time.Time
+}
+
+func (h *harness) progress(n int64, unit, desc string) *progress {
+	p := &progress{h: h, desc: desc, began: time.Now()}
+	switch {
+	case h.cfg.Quiet:
+	case isTerminal(h.errw):
+		p.bar = progressbar.NewOptions64(n,
+			progressbar.OptionSetWriter(h.errw),
+			progressbar.OptionSetDescription(desc),
+			progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(),
+			progressbar.OptionSetItsString(unit),
+			progressbar.OptionSetWidth(24),
+			progressbar.OptionThrottle(200*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(h.errw) }),
+		)
+	default:
+		h.notef("%s", desc)
+	}
+	return p
+}
+
+func (p *progress) add(n int) {
+	if p.bar != nil {
+		_ = p.bar.Add(n)
+	}
+}
+
+func (p *progress) done() {
+	switch {
+	case p.bar != nil:
+		_ = p.bar.Finish()
+	case !p.h.cfg.Quiet:
+		p.h.notef("  done in %s", time.Since(p.began).Round(100*time.Millisecond))
+	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
