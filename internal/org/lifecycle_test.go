@@ -287,3 +287,24 @@ func TestDeleteSurvivesCrashAtEveryStep(t *testing.T) {
 		return reached()
 	})
 }
+
+// A leftover collection under the new name (nobody's: its name was not
+// claimed) is replaced, never merged into the renamed organization's data.
+func TestRenameOntoLeftoverCollectionDoesNotMerge(t *testing.T) {
+	for _, strategy := range []org.Strategy{org.StrategyRename, org.StrategyCopy} {
+		t.Run(string(strategy), func(t *testing.T) {
+			f := newFixture(t, 0)
+			svc := f.service(org.Config{Strategy: strategy})
+			o, err := svc.Create(context.Background(), createInput("Acme", "admin@acme.com"))
+			require.NoError(t, err)
+			want := f.seed(o.CollectionName, 30)
+			f.seed("org_globex", 5) // a leftover
+
+			_, err = svc.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Globex")})
+			require.NoError(t, err)
+			orgs := f.settledInvariants()
+			require.Len(t, orgs, 1)
+			assert.Equal(t, want, f.ids("org_globex"))
+		})
+	}
+}

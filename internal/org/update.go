@@ -82,6 +82,15 @@ func (s *Service) update(ctx context.Context, o *Organization, v validUpdate, ha
 		if err := s.step("rename:claimed"); err != nil {
 			return nil, err
 		}
+		// The target's name is ours now, so a collection already under it is
+		// a leftover nobody owns; a resumed copy must never merge into it.
+		if err := s.store.DropTenant(ctx, CollectionName(v.slug)); err != nil {
+			s.release(ctx, o.ID, slugKey(v.slug))
+			if newEmail != "" {
+				s.release(ctx, o.ID, emailKey(newEmail))
+			}
+			return nil, err
+		}
 		p := &Pending{
 			Op: OpRename, StartedAt: now,
 			FromSlug: o.Slug, ToSlug: v.slug, ToName: v.name,
