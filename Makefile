@@ -33,6 +33,10 @@ fmt: ## Format every Go file in place
 test-crash: ## Black-box test: SIGKILL the binary during copy renames of 100,000 documents (~3 min)
 	cd test/crash && $(GO) test -tags crash -count=1 -v -timeout 10m .
 
+.PHONY: test-ui
+test-ui: ## Drive Swagger UI in headless Chromium through every operation (needs node and chromium)
+	bash test/ui/run.sh
+
 .PHONY: build
 build: ## Build a static binary into bin/
 	CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN) ./cmd/orgservice

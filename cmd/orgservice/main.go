@@ -161,9 +161,10 @@ func newLogger(cfg config.Config) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts))
 }
 
-// ferretLogger keeps the embedded database's own logging to warnings.
+// ferretLogger keeps the embedded database's own logging to errors (its
+// warnings include a full dump of every command it does not know).
 func ferretLogger(cfg config.Config) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: slog.LevelWarn}
+	opts := &slog.HandlerOptions{Level: slog.LevelError}
 	if cfg.LogFormat == "text" {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)).With(slog.String("component", "ferretdb"))
 	}
