@@ -18,35 +18,24 @@ func (s *Service) Get(ctx context.Context, name string) (*Organization, error) {
 	if slug == "" || len(slug) > MaxSlugBytes {
 		return nil, notFound()
 	}
-	o, err := s.store.OrgBySlug(ctx, slug)
-	if err != nil {
-		return nil, err
-	}
-	s.nudge(o)
-	if o.State != StateActive {
-		return nil, notFound()
-	}
-	return o, nil
+	return s.active(s.store.OrgBySlug(ctx, slug))
 }
 
 // ByEmail returns the active organization whose admin has email.
 // Errors: KindNotFound, KindUnavailable.
 func (s *Service) ByEmail(ctx context.Context, email string) (*Organization, error) {
-	o, err := s.store.OrgByEmail(ctx, NormalizeEmail(email))
-	if err != nil {
-		return nil, err
-	}
-	s.nudge(o)
-	if o.State != StateActive {
-		return nil, notFound()
-	}
-	return o, nil
+	return s.active(s.store.OrgByEmail(ctx, NormalizeEmail(email)))
 }
 
 // ByID returns the active organization with id.
 // Errors: KindNotFound, KindUnavailable.
 func (s *Service) ByID(ctx context.Context, id string) (*Organization, error) {
-	o, err := s.store.OrgByID(ctx, id)
+	return s.active(s.store.OrgByID(ctx, id))
+}
+
+// active passes on an organization that is active, and reports any other
+// as not found, nudging its unfinished operation along.
+func (s *Service) active(o *Organization, err error) (*Organization, error) {
 	if err != nil {
 		return nil, err
 	}
