@@ -110,16 +110,25 @@ func (s *Store) OrgByEmail(ctx context.Context, email string) (*org.Organization
 
 // Unsettled lists organizations that are not active or have a pending operation.
 func (s *Store) Unsettled(ctx context.Context) ([]*org.Organization, error) {
-	cur, err := s.orgs.Find(ctx, bson.D{{Key: "$or", Value: bson.A{
+	return s.findAll(ctx, bson.D{{Key: "$or", Value: bson.A{
 		bson.D{{Key: "state", Value: bson.D{{Key: "$ne", Value: string(org.StateActive)}}}},
 		bson.D{{Key: "pending", Value: bson.D{{Key: "$exists", Value: true}}}},
-	}}})
+	}}}, "unsettled")
+}
+
+// Orgs lists every organization.
+func (s *Store) Orgs(ctx context.Context) ([]*org.Organization, error) {
+	return s.findAll(ctx, bson.D{}, "organizations")
+}
+
+func (s *Store) findAll(ctx context.Context, filter bson.D, what string) ([]*org.Organization, error) {
+	cur, err := s.orgs.Find(ctx, filter)
 	if err != nil {
-		return nil, mapErr(err, "find unsettled")
+		return nil, mapErr(err, "find "+what)
 	}
 	var docs []orgDoc
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, mapErr(err, "read unsettled")
+		return nil, mapErr(err, "read "+what)
 	}
 	out := make([]*org.Organization, len(docs))
 	for i := range docs {

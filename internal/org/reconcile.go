@@ -78,28 +78,32 @@ func (s *Service) settleClaim(ctx context.Context, key string) (bool, error) {
 		return false, err
 	}
 	for _, c := range claims {
-		if c.Key != key {
-			continue
-		}
-		o, err := s.store.OrgByID(ctx, c.OrgID)
-		switch {
-		case IsKind(err, KindNotFound):
-			if time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
-				return false, nil // an operation may be about to record it
-			}
-			return true, s.store.Release(ctx, key, c.OrgID)
-		case err != nil:
-			return false, err
-		case o.Pending == nil && o.State == StateActive:
-			if claimMatches(o, key) || time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
-				return false, nil
-			}
-			return true, s.store.Release(ctx, key, c.OrgID)
-		default:
-			return true, s.settle(ctx, o.ID)
+		if c.Key == key {
+			return s.settleHeld(ctx, c)
 		}
 	}
 	return true, nil
+}
+
+// settleHeld is settleClaim for the claim c, its holder read afresh.
+func (s *Service) settleHeld(ctx context.Context, c Claim) (bool, error) {
+	o, err := s.store.OrgByID(ctx, c.OrgID)
+	switch {
+	case IsKind(err, KindNotFound):
+		if time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
+			return false, nil // an operation may be about to record it
+		}
+		return true, s.store.Release(ctx, c.Key, c.OrgID)
+	case err != nil:
+		return false, err
+	case o.Pending == nil && o.State == StateActive:
+		if claimMatches(o, c.Key) || time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
+			return false, nil
+		}
+		return true, s.store.Release(ctx, c.Key, c.OrgID)
+	default:
+		return true, s.settle(ctx, o.ID)
+	}
 }
 
 func claimMatches(o *Organization, key string) bool {
@@ -125,11 +129,28 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	// One read of every organization, so that the claims their settled
+	// holders still use — nearly all of them — cost no lookup each: a pass
+	// stays linear in the number of organizations (on FerretDB every lookup
+	// reads the whole collection).
+	all, err := s.store.Orgs(ctx)
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	settled := make(map[string]*Organization, len(all))
+	for _, o := range all {
+		if o.Pending == nil && o.State == StateActive {
+			settled[o.ID] = o
+		}
+	}
 	for _, c := range claims {
 		if time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
 			continue
 		}
-		if _, err := s.settleClaim(ctx, c.Key); err != nil {
+		if o := settled[c.OrgID]; o != nil && claimMatches(o, c.Key) {
+			continue // in use; one that may not be is checked against its holder read afresh
+		}
+		if _, err := s.settleHeld(ctx, c); err != nil {
 			errs = append(errs, err)
 		}
 	}

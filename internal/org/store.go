@@ -41,6 +41,8 @@ type Store interface {
 	OrgByEmail(ctx context.Context, email string) (*Organization, error)
 	// Unsettled lists organizations that are not active or have a pending operation.
 	Unsettled(ctx context.Context) ([]*Organization, error)
+	// Orgs lists every organization.
+	Orgs(ctx context.Context) ([]*Organization, error)
 	// CollectionsInUse lists every tenant collection the metadata refers to,
 	// including the targets of pending renames.
 	CollectionsInUse(ctx context.Context) (map[string]bool, error)
