@@ -1,0 +1,74 @@
+package auth
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// benchDirectory is an in-memory Directory holding one organization. It
+// takes the database out of the measurement: in the service, Authenticate's
+// ByID is a database round trip, which internal/httpapi's BenchmarkGetOrg-
+// style benchmarks and cmd/orgbench measure.
+type benchDirectory struct{ o *org.Organization }
+
+func (d benchDirectory) ByID(_ context.Context, id string) (*org.Organization, error) {
+	if id != d.o.ID {
+		return nil, org.Errorf(org.KindNotFound, "organization not found")
+	}
+	return d.o, nil
+}
+
+func (d benchDirectory) ByEmail(_ context.Context, email string) (*org.Organization, error) {
+	if email != d.o.AdminEmail {
+		return nil, org.Errorf(org.KindNotFound, "organization not found")
+	}
+	return d.o, nil
+}
+
+func benchService(b *testing.B) (*Service, *org.Organization) {
+	b.Helper()
+	o := &org.Organization{
+		ID: "65f0c0ffee0123456789abcd", Name: "Acme Corp", Slug: "acme_corp", CollectionName: "org_acme_corp",
+		AdminEmail: "admin@acme.com", TokenVersion: 3, State: org.StateActive,
+	}
+	s, err := NewService(benchDirectory{o}, Config{
+		Secret: []byte("bench-secret-0123456789abcdef0123456789"), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, o
+}
+
+// BenchmarkIssue measures signing an access token (HS256), the part of a
+// login that is not bcrypt or the email lookup.
+func BenchmarkIssue(b *testing.B) {
+	s, o := benchService(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.issue(o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkAuthenticate measures verifying a token: parse, HS256 check,
+// claims validation, then the organization lookup (in memory here) and the
+// version check.
+func BenchmarkAuthenticate(b *testing.B) {
+	s, o := benchService(b)
+	t, err := s.issue(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Authenticate(ctx, t.AccessToken); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
