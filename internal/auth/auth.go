@@ -56,10 +56,11 @@ type Token struct {
 
 // Service logs admins in and verifies their tokens.
 type Service struct {
-	dir   Directory
-	cfg   Config
-	dummy []byte // hash compared against when the email is unknown, so both cases cost the same
-	now   func() time.Time
+	dir    Directory
+	cfg    Config
+	dummy  []byte // hash compared against when the email is unknown, so both cases cost the same
+	now    func() time.Time
+	parser *jwt.Parser // built once: its options are the same for every token
 }
 
 // NewService returns a Service that looks organizations up in dir.
@@ -73,7 +74,15 @@ func NewService(dir Directory, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: dummy hash: %w", err)
 	}
-	return &Service{dir: dir, cfg: cfg, dummy: dummy, now: time.Now}, nil
+	s := &Service{dir: dir, cfg: cfg, dummy: dummy, now: time.Now}
+	s.parser = jwt.NewParser(
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithIssuer(cfg.Issuer),
+		jwt.WithTimeFunc(func() time.Time { return s.now() }),
+	)
+	return s, nil
 }
 
 func badCredentials() error { return org.Errorf(org.KindUnauthorized, "invalid email or password") }
@@ -116,6 +125,9 @@ type claims struct {
 	jwt.RegisteredClaims
 }
 
+// key is the verification key of every token: the one secret.
+func (s *Service) key(*jwt.Token) (any, error) { return s.cfg.Secret, nil }
+
 func (s *Service) issue(o *org.Organization) (Token, error) {
 	now := s.now()
 	c := claims{
@@ -142,13 +154,7 @@ func (s *Service) issue(o *org.Organization) (Token, error) {
 // KindUnauthorized, KindUnavailable.
 func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, error) {
 	var c claims
-	_, err := jwt.ParseWithClaims(raw, &c, func(*jwt.Token) (any, error) { return s.cfg.Secret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
-		jwt.WithExpirationRequired(),
-		jwt.WithIssuedAt(),
-		jwt.WithIssuer(s.cfg.Issuer),
-		jwt.WithTimeFunc(s.now),
-	)
+	_, err := s.parser.ParseWithClaims(raw, &c, s.key)
 	if err != nil || c.OrgID == "" {
 		return org.Principal{}, org.Errorf(org.KindUnauthorized, "invalid or expired token")
 	}

@@ -60,8 +60,8 @@ func (s *Store) Claims(ctx context.Context) ([]org.Claim, error) {
 	if err != nil {
 		return nil, mapErr(err, "find claims")
 	}
-	var docs []claimDoc
-	if err := cur.All(ctx, &docs); err != nil {
+	docs, err := decodeAll[claimDoc](ctx, cur)
+	if err != nil {
 		return nil, mapErr(err, "read claims")
 	}
 	out := make([]org.Claim, len(docs))

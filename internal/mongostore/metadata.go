@@ -83,7 +83,7 @@ func (s *Store) InsertOrg(ctx context.Context, o *org.Organization) error {
 
 func (s *Store) findOne(ctx context.Context, filter bson.D) (*org.Organization, error) {
 	var d orgDoc
-	if err := s.orgs.FindOne(ctx, filter).Decode(&d); err != nil {
+	if err := decodeOne(s.orgs.FindOne(ctx, filter), &d); err != nil {
 		return nil, mapErr(err, "find organization")
 	}
 	return d.organization(), nil
@@ -126,8 +126,8 @@ func (s *Store) findAll(ctx context.Context, filter bson.D, what string) ([]*org
 	if err != nil {
 		return nil, mapErr(err, "find "+what)
 	}
-	var docs []orgDoc
-	if err := cur.All(ctx, &docs); err != nil {
+	docs, err := decodeAll[orgDoc](ctx, cur)
+	if err != nil {
 		return nil, mapErr(err, "read "+what)
 	}
 	out := make([]*org.Organization, len(docs))
@@ -145,11 +145,11 @@ func (s *Store) CollectionsInUse(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, mapErr(err, "find collections in use")
 	}
-	var docs []struct {
+	docs, err := decodeAll[struct {
 		CollectionName string      `bson:"collection_name"`
 		Pending        *pendingDoc `bson:"pending"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
+	}](ctx, cur)
+	if err != nil {
 		return nil, mapErr(err, "read collections in use")
 	}
 	used := make(map[string]bool, len(docs))
