@@ -19,10 +19,12 @@ import (
 	"github.com/orgservice/orgservice/internal/org"
 )
 
-// Directory finds active organizations; org.Service is one.
+// Directory finds active organizations, with KindNotFound when there is
+// none; org.Service is one.
 type Directory interface {
 	ByEmail(ctx context.Context, email string) (*org.Organization, error)
 	ByID(ctx context.Context, id string) (*org.Organization, error)
+	Get(ctx context.Context, name string) (*org.Organization, error)
 }
 
 // Bcrypt hashes passwords at a fixed cost.
@@ -155,7 +157,7 @@ func (s *Service) issue(o *org.Organization) (Token, error) {
 func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, error) {
 	var c claims
 	_, err := s.parser.ParseWithClaims(raw, &c, s.key)
-	if err != nil || c.OrgID == "" {
+	if err != nil || c.OrgID == "" || c.OrgName == "" {
 		return org.Principal{}, org.Errorf(org.KindUnauthorized, "invalid or expired token")
 	}
 	o, err := s.dir.ByID(ctx, c.OrgID)
@@ -167,6 +169,18 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, 
 	}
 	if o.TokenVersion != c.Ver || subtle.ConstantTimeCompare([]byte(o.AdminEmail), []byte(c.Subject)) != 1 {
 		return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token has been revoked")
+	}
+	if org.Slug(c.OrgName) != o.Slug {
+		// Renamed since the token was issued. A rename alone revokes
+		// nothing; but once another organization holds the name the token
+		// carries, its org_name claim names someone else, and it is refused.
+		other, err := s.dir.Get(ctx, c.OrgName)
+		switch {
+		case err == nil && other.ID != o.ID:
+			return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token's organization name now belongs to another organization; log in again")
+		case err != nil && !org.IsKind(err, org.KindNotFound):
+			return org.Principal{}, err
+		}
 	}
 	return org.Principal{OrgID: o.ID, Email: o.AdminEmail, OrgName: o.Name}, nil
 }

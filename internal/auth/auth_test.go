@@ -56,6 +56,18 @@ func (d *directory) ByID(_ context.Context, id string) (*org.Organization, error
 	return nil, org.Errorf(org.KindNotFound, "organization not found")
 }
 
+func (d *directory) Get(_ context.Context, name string) (*org.Organization, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, o := range d.orgs {
+		if o.Slug == org.Slug(name) {
+			c := *o
+			return &c, nil
+		}
+	}
+	return nil, org.Errorf(org.KindNotFound, "organization not found")
+}
+
 func (d *directory) ByEmail(_ context.Context, email string) (*org.Organization, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -248,6 +260,17 @@ func TestAuthenticateRevocation(t *testing.T) {
 		f.dir.put(&renamed)
 		f.dir.put(&org.Organization{ID: "65f000000000000000000002", Name: f.org.Name, Slug: f.org.Slug,
 			AdminEmail: "other@acme.com", TokenVersion: f.org.TokenVersion, State: org.StateActive})
+		_, err = f.svc.Authenticate(ctx, tok.AccessToken)
+		assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "its org_name now names another organization: %v", err)
+	})
+
+	t.Run("renamed, old name free", func(t *testing.T) {
+		f := newFixture(t)
+		tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
+		require.NoError(t, err)
+		renamed := *f.org
+		renamed.Name, renamed.Slug = "Globex", "globex"
+		f.dir.put(&renamed)
 		p, err := f.svc.Authenticate(ctx, tok.AccessToken)
 		require.NoError(t, err, "renaming does not revoke")
 		assert.Equal(t, f.org.ID, p.OrgID, "the token stays bound to its organization by id")
@@ -268,6 +291,10 @@ func TestAuthenticateRevocation(t *testing.T) {
 type failing struct{}
 
 func (failing) ByID(context.Context, string) (*org.Organization, error) {
+	return nil, org.Errorf(org.KindUnavailable, "down")
+}
+
+func (failing) Get(context.Context, string) (*org.Organization, error) {
 	return nil, org.Errorf(org.KindUnavailable, "down")
 }
 

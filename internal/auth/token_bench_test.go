@@ -21,6 +21,13 @@ func (d benchDirectory) ByID(_ context.Context, id string) (*org.Organization, e
 	return d.o, nil
 }
 
+func (d benchDirectory) Get(_ context.Context, name string) (*org.Organization, error) {
+	if org.Slug(name) != d.o.Slug {
+		return nil, org.Errorf(org.KindNotFound, "organization not found")
+	}
+	return d.o, nil
+}
+
 func (d benchDirectory) ByEmail(_ context.Context, email string) (*org.Organization, error) {
 	if email != d.o.AdminEmail {
 		return nil, org.Errorf(org.KindNotFound, "organization not found")

@@ -874,8 +874,9 @@ func TestDelete(t *testing.T) {
 	require.Equal(t, http.StatusOK, e.do(http.MethodPut, updateURL, `{"organization_name": "Acme Corp"}`, tok2).Status)
 }
 
-// A token is bound to its organization's id, not to a name: when its
-// organization is renamed away and another takes the old name, the token
+// A token is bound to its organization's id, not to a name. A rename does
+// not revoke it; but once another organization takes the old name, a token
+// whose org_name claim carries that name is refused (401), and a fresh token
 // still acts on its own organization only.
 func TestTokenBoundToOrganization(t *testing.T) {
 	t.Parallel()
@@ -887,6 +888,11 @@ func TestTokenBoundToOrganization(t *testing.T) {
 	bDocs := e.seed("org_acme_corp", 4)
 	before := e.snapshot()
 
+	assertUnauthorized(t, e.do(http.MethodDelete, byName(deleteURL, "Acme Corp"), "", tokA))
+	assertUnauthorized(t, e.do(http.MethodPut, updateURL, `{"organization_name": "Acme Again"}`, tokA))
+	assert.Equal(t, before, e.snapshot(), "nothing changed")
+
+	tokA = e.login("admin@acme.com", "s3cretpass")
 	assertProblem(t, e.do(http.MethodDelete, byName(deleteURL, "Acme Corp"), "", tokA), http.StatusForbidden)
 	assert.Equal(t, before, e.snapshot(), "B untouched")
 	assertProblem(t, e.do(http.MethodDelete, byName(deleteURL, "Acme Renamed"), "", tokB), http.StatusForbidden)
