@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -11,6 +12,10 @@ import (
 
 // ProblemBase prefixes every problem type URI.
 const ProblemBase = "https://orgservice.dev/problems/"
+
+// statusClientClosed is the status logged for a request whose client left
+// before its answer (nginx's 499); nobody receives it.
+const statusClientClosed = 499
 
 // problem is an RFC 9457 problem details object.
 type problem struct {
@@ -60,6 +65,12 @@ func badRequest(detail string) error {
 // fail answers err as problem+json. Domain errors carry a client-safe
 // message; anything else is logged here, once, and answered as a bare 500.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away and reads no answer; any operation it started
+		// goes on detached. Logged and counted as 499, as proxies do.
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	p := problem{Instance: r.URL.Path}
 	var re *requestError
 	var de *org.Error
