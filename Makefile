@@ -3,6 +3,10 @@ GO       ?= go
 BIN      ?= bin/orgservice
 PKGS     ?= ./...
 IMAGE    ?= orgservice:latest
+# make bench: where the harness writes its JSON, and a MongoDB to run the
+# scenarios against too (optional).
+BENCH_JSON      ?= bench-results.json
+BENCH_MONGO_URL ?=
 
 .DEFAULT_GOAL := help
 
@@ -36,6 +40,20 @@ test-crash: ## Black-box test: SIGKILL the binary during copy renames of 100,000
 .PHONY: test-ui
 test-ui: ## Drive Swagger UI in headless Chromium through every operation (needs node and chromium)
 	bash test/ui/run.sh
+
+.PHONY: bench
+bench: ## Microbenchmarks, then the full load harness, ~15 min (docs/benchmarks.md)
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) run ./cmd/orgbench -json $(BENCH_JSON)
+	@if [ -n "$(BENCH_MONGO_URL)" ]; then \
+		echo "== the same scenarios on $(BENCH_MONGO_URL)"; \
+		$(GO) run ./cmd/orgbench -mongo "$(BENCH_MONGO_URL)" -json $(basename $(BENCH_JSON))-mongo.json; \
+	fi
+
+.PHONY: bench-quick
+bench-quick: ## Short microbenchmarks, then the harness's quick run (< 2 min of load)
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 100ms $(PKGS)
+	$(GO) run ./cmd/orgbench -quick -json $(BENCH_JSON)
 
 .PHONY: build
 build: ## Build a static binary into bin/

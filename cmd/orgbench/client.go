@@ -104,6 +104,15 @@ func getPath(name string) string {
 	return "/api/v1/org/get?organization_name=" + url.QueryEscape(name)
 }
 
+func (c *apiClient) getOrg(ctx context.Context, path string) (orgInfo, error) {
+	b, err := c.do(ctx, http.MethodGet, path, "", nil, http.StatusOK, true)
+	if err != nil {
+		return orgInfo{}, err
+	}
+	var o orgInfo
+	return o, json.Unmarshal(b, &o)
+}
+
 func (c *apiClient) get(ctx context.Context, path string) error {
 	_, err := c.do(ctx, http.MethodGet, path, "", nil, http.StatusOK, false)
 	return err

@@ -142,6 +142,7 @@ func (h *harness) newTarget(ctx context.Context, name, dbName string, fresh bool
 			return nil, fmt.Errorf("drop database %s: %w", dbName, err)
 		}
 	}
+	env = append(env, h.cfg.ServiceEnv...)
 	p, url, err := startService(ctx, name, h.svcBin, h.dir, append(base, env...))
 	if err != nil {
 		return nil, err

@@ -56,6 +56,7 @@ type config struct {
 	ServiceBin      string
 	EmbeddbBin      string
 	ServiceLogLevel string
+	ServiceEnv      []string
 	JSON            string
 	Only            []string
 	Quick           bool
@@ -120,6 +121,13 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 	fs.StringVar(&c.ServiceBin, "service-bin", "", "service binary to run (default: build ./cmd/orgservice)")
 	fs.StringVar(&c.EmbeddbBin, "embeddb-bin", "", "database binary to run (default: build ./cmd/embeddb)")
 	fs.StringVar(&c.ServiceLogLevel, "service-log-level", "info", "LOG_LEVEL of the services the harness starts (info: one access line per request, as in production)")
+	fs.Func("service-env", "KEY=VALUE added to the environment of the services the harness starts (repeatable)", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return errors.New("want KEY=VALUE")
+		}
+		c.ServiceEnv = append(c.ServiceEnv, v)
+		return nil
+	})
 	fs.StringVar(&c.JSON, "json", "", "also write the results as JSON to this file")
 	only := fs.String("only", "", "comma-separated scenario groups to run: "+strings.Join(groups, ","))
 	fs.BoolVar(&c.Quick, "quick", false, "a short run (smaller pools, D up to 100,000): under 2 minutes on 2 cores")

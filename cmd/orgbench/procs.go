@@ -208,9 +208,48 @@ func (p *proc) alive() error {
 // Linux fixes it at 100 on every architecture.
 const clockTick = 10 * time.Millisecond
 
-// cpuTime returns the user+system CPU time the process has used, its dead
-// threads included.
+// cpuTime returns the CPU time the process has used: in nanoseconds from its
+// threads' schedstat where the kernel keeps it, else in clock ticks (10 ms)
+// from its stat, which is too coarse for a phase of a few renames.
 func cpuTime(pid int) (time.Duration, error) {
+	if d, err := schedCPU(pid); err == nil {
+		return d, nil
+	}
+	return statCPU(pid)
+}
+
+// schedCPU sums the run time of the process's threads. A thread that has
+// exited no longer counts, which Go programs, whose threads live as long as
+// the process, do not notice.
+func schedCPU(pid int) (time.Duration, error) {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, err
+	}
+	var sum int64
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue // exited meanwhile
+			}
+			return 0, err
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return 0, errors.New("unexpected schedstat format")
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, err
+		}
+		sum += ns
+	}
+	return time.Duration(sum), nil
+}
+
+// statCPU returns utime+stime from /proc/<pid>/stat, dead threads included.
+func statCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
