@@ -194,15 +194,20 @@ func procField(path, key string) string {
 	return "unknown"
 }
 
-// commit returns the short hash of the checked-out commit, or "unknown".
-func commit(ctx context.Context, src string) string {
+// commit returns the short hash of the checked-out commit, or "unknown",
+// and whether tracked files differ from it (the binaries were built from
+// the working tree).
+func commit(ctx context.Context, src string) (string, bool) {
 	cmd := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD")
 	cmd.Dir = src
 	b, err := cmd.Output()
 	if err != nil {
-		return "unknown"
+		return "unknown", false
 	}
-	return strings.TrimSpace(string(b))
+	st := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no")
+	st.Dir = src
+	changes, _ := st.Output()
+	return strings.TrimSpace(string(b)), len(changes) > 0
 }
 
 // jsonReport is the -json file.
@@ -212,6 +217,7 @@ type jsonReport struct {
 	Targets   map[string]string   `json:"targets"`
 	Machine   machine             `json:"machine"`
 	Commit    string              `json:"commit"`
+	Dirty     bool                `json:"dirty"` // tracked files differed from the commit
 	Date      string              `json:"date"`
 	Settings  settings            `json:"settings"`
 	Notes     []string            `json:"notes,omitempty"`
@@ -237,7 +243,6 @@ func (h *harness) writeJSON(ctx context.Context, w io.Writer, at time.Time) erro
 		Ratios:    map[string]*float64{},
 		Targets:   map[string]string{},
 		Machine:   h.machine(),
-		Commit:    commit(ctx, h.cfg.Src),
 		Date:      at.UTC().Format(time.RFC3339),
 		Settings: settings{
 			Quick: h.cfg.Quick, Clients: h.cfg.Clients, Orgs: h.cfg.Orgs, Scale: h.cfg.Scale, Docs: h.cfg.docs(),
@@ -246,6 +251,7 @@ func (h *harness) writeJSON(ctx context.Context, w io.Writer, at time.Time) erro
 		},
 		Notes: h.rep.notes,
 	}
+	jr.Commit, jr.Dirty = commit(ctx, h.cfg.Src)
 	if jr.Scenarios == nil {
 		jr.Scenarios = []row{}
 	}
