@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
 )
 
@@ -64,7 +65,10 @@ func (h *harness) getScenarios(ctx context.Context) error {
 }
 
 // getPhase measures get-ceiling, get and create with orgs organizations in
-// the database; the lookups cycle through pool.
+// the database. Each lookup picks an organization of pool at random: where
+// the database scans, the cost of a lookup depends on where the document
+// lies, and a phase of a few hundred lookups going round the pool in order
+// would only ever look up the first few hundred.
 func (h *harness) getPhase(ctx context.Context, t *target, pool []poolOrg, orgs int, creates *sequence, prefix string) (get, ceiling, create row, err error) {
 	if len(pool) == 0 {
 		return get, ceiling, create, fmt.Errorf("get: no organizations in the pool (-orgs)")
@@ -74,15 +78,15 @@ func (h *harness) getPhase(ctx context.Context, t *target, pool []poolOrg, orgs 
 	if t.db != nil {
 		coll := t.db.Collection("organizations")
 		phases = append(phases, phase{name: prefix + "get-ceiling", clients: clients, seq: &sequence{},
-			fn: func(ctx context.Context, _ int, i int64) error {
-				return coll.FindOne(ctx, pool[i%int64(len(pool))].filter).Err()
+			fn: func(ctx context.Context, _ int, _ int64) error {
+				return coll.FindOne(ctx, pool[rand.IntN(len(pool))].filter).Err()
 			}})
 	} else {
 		h.rep.notes = append(h.rep.notes, prefix+"get-ceiling: not measured (no database address; give -mongo)")
 	}
 	phases = append(phases, phase{name: prefix + "get", svc: t.proc, clients: clients, seq: &sequence{},
-		fn: func(ctx context.Context, _ int, i int64) error {
-			return t.api.get(ctx, pool[i%int64(len(pool))].getPath)
+		fn: func(ctx context.Context, _ int, _ int64) error {
+			return t.api.get(ctx, pool[rand.IntN(len(pool))].getPath)
 		}})
 	rows, err := h.measure(ctx, h.cfg.Rounds, warm, d, phases...)
 	if err != nil {
