@@ -12,10 +12,21 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
+
+// PoolSize caps the connections a client of URI opens. FerretDB's SQLite
+// backend makes every SQLite connection re-read the whole schema after a
+// createCollection or a drop, so each create or delete of an organization
+// costs the database (number of connections in use) × (number of tenant
+// collections). With the driver's default of 100 connections, 32 concurrent
+// creates among 3,000 organizations cost about 1 s of database CPU each and
+// some waited past SQLite's 10 s lock timeout; with 8, 0.36 s and none did
+// (cmd/orgbench). Eight concurrent operations keep two cores busy.
+const PoolSize = 8
 
 // DB is a running embedded FerretDB.
 type DB struct {
@@ -55,13 +66,15 @@ func Start(dir, addr string, log *slog.Logger) (*DB, error) {
 		_ = f.Run(ctx)
 	}()
 	// MongoDBURI waits for the listener to be bound.
-	db.uri = f.MongoDBURI()
-	u, err := url.Parse(db.uri)
+	u, err := url.Parse(f.MongoDBURI())
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("embedded database uri: %w", err)
 	}
-	db.addr = u.Host
+	q := u.Query()
+	q.Set("maxPoolSize", strconv.Itoa(PoolSize))
+	u.RawQuery = q.Encode()
+	db.uri, db.addr = u.String(), u.Host
 	if err := waitDial(db.addr, 10*time.Second); err != nil {
 		db.Close()
 		return nil, err
@@ -69,7 +82,8 @@ func Start(dir, addr string, log *slog.Logger) (*DB, error) {
 	return db, nil
 }
 
-// URI returns the mongodb:// address clients connect to.
+// URI returns the mongodb:// address clients connect to, with maxPoolSize
+// set to PoolSize.
 func (db *DB) URI() string { return db.uri }
 
 // Addr returns host:port of the listener.
