@@ -65,28 +65,31 @@ func (h *harness) getScenarios(ctx context.Context) error {
 }
 
 // getPhase measures get-ceiling, get and create with orgs organizations in
-// the database. Each lookup picks an organization of pool at random: where
-// the database scans, the cost of a lookup depends on where the document
-// lies, and a phase of a few hundred lookups going round the pool in order
-// would only ever look up the first few hundred.
+// the database. The lookups go through pool in one shuffled order, the same
+// for get and its ceiling: where the database scans, the cost of a lookup
+// depends on where the document lies, so both must look up the same
+// documents — and a phase of a few hundred lookups going round the pool in
+// order would only ever look up the first few hundred.
 func (h *harness) getPhase(ctx context.Context, t *target, pool []poolOrg, orgs int, creates *sequence, prefix string) (get, ceiling, create row, err error) {
 	if len(pool) == 0 {
 		return get, ceiling, create, fmt.Errorf("get: no organizations in the pool (-orgs)")
 	}
 	clients, warm, d := h.cfg.Clients, h.cfg.Warmup, h.cfg.Duration
+	order := rand.New(rand.NewPCG(uint64(len(pool)), 1)).Perm(len(pool))
+	pick := func(i int64) *poolOrg { return &pool[order[i%int64(len(order))]] }
 	var phases []phase
 	if t.db != nil {
 		coll := t.db.Collection("organizations")
 		phases = append(phases, phase{name: prefix + "get-ceiling", clients: clients, seq: &sequence{},
-			fn: func(ctx context.Context, _ int, _ int64) error {
-				return coll.FindOne(ctx, pool[rand.IntN(len(pool))].filter).Err()
+			fn: func(ctx context.Context, _ int, i int64) error {
+				return coll.FindOne(ctx, pick(i).filter).Err()
 			}})
 	} else {
 		h.rep.notes = append(h.rep.notes, prefix+"get-ceiling: not measured (no database address; give -mongo)")
 	}
 	phases = append(phases, phase{name: prefix + "get", svc: t.proc, clients: clients, seq: &sequence{},
-		fn: func(ctx context.Context, _ int, _ int64) error {
-			return t.api.get(ctx, pool[rand.IntN(len(pool))].getPath)
+		fn: func(ctx context.Context, _ int, i int64) error {
+			return t.api.get(ctx, pick(i).getPath)
 		}})
 	rows, err := h.measure(ctx, h.cfg.Rounds, warm, d, phases...)
 	if err != nil {

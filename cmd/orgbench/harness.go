@@ -84,7 +84,9 @@ func (h *harness) setUp(ctx context.Context) error {
 		}
 	}
 	if h.mongoURI != "" {
-		opts := options.Client().ApplyURI(h.mongoURI).SetMaxPoolSize(uint64(4 * h.cfg.Clients)).SetTimeout(10 * time.Minute)
+		// The URI's own options stand: the embedded database's caps the pool,
+		// and the ceilings connect as the service does.
+		opts := options.Client().ApplyURI(h.mongoURI).SetTimeout(10 * time.Minute)
 		if h.mongo, err = mongo.Connect(opts); err != nil {
 			return fmt.Errorf("connect to %s: %w", h.mongoURI, err)
 		}
