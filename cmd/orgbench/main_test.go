@@ -107,6 +107,12 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+func TestRoundOps(t *testing.T) {
+	for in, want := range map[float64]float64{0.0050712: 0.00507, 0.049: 0.049, 0.51234: 0.512, 4.2567: 4.26, 42.71: 42.7, 925.04: 925, 0: 0} {
+		assert.InDelta(t, want, roundOps(in), 1e-9, "%v", in)
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	lat := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
 	for i := range lat {

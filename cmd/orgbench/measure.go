@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"math"
 	"slices"
 	"time"
 )
@@ -94,7 +95,7 @@ func (h *harness) toRow(p phase, t *tally) row {
 	r := row{
 		Name:      p.name,
 		Ops:       t.ops,
-		OpsPerSec: round(t.opsPerSec(), 1),
+		OpsPerSec: roundOps(t.opsPerSec()),
 		P50:       round(percentile(t.lat, 0.50), 2),
 		P90:       round(percentile(t.lat, 0.90), 2),
 		P99:       round(percentile(t.lat, 0.99), 2),
@@ -117,6 +118,18 @@ func (h *harness) toRow(p phase, t *tally) row {
 		h.notef("%s: %d errors; first: %v", p.name, t.errors, t.firstErr)
 	}
 	return r
+}
+
+// roundOps keeps three significant digits of a slow rate (one rename in
+// 197 s is 0.00507/s, not 0.0) and one decimal of a fast one.
+func roundOps(v float64) float64 {
+	switch {
+	case v >= 100:
+		return round(v, 1)
+	case v > 0:
+		return round(v, max(1, 2-int(math.Floor(math.Log10(v)))))
+	}
+	return 0
 }
 
 // usage is the CPU time of the service and the database at one moment.

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -95,8 +96,8 @@ func (h *harness) printHeader() {
 }
 
 func (h *harness) printRow(r row) {
-	fmt.Fprintf(h.out, "%-28s %10.1f %9.2f %9.2f %9.2f %7d %10s %10s %8s\n",
-		r.Name, r.OpsPerSec, r.P50, r.P90, r.P99, r.Errors, num(r.CPUPerOp, 0), num(r.DBCPUPerOp, 0), num(r.PeakRSSMB, 1))
+	fmt.Fprintf(h.out, "%-28s %10s %9.2f %9.2f %9.2f %7d %10s %10s %8s\n",
+		r.Name, strconv.FormatFloat(r.OpsPerSec, 'f', -1, 64), r.P50, r.P90, r.P99, r.Errors, num(r.CPUPerOp, 0), num(r.DBCPUPerOp, 0), num(r.PeakRSSMB, 1))
 }
 
 func num(v *float64, digits int) string {
@@ -113,8 +114,8 @@ func (h *harness) printSummary() {
 	tw := tabwriter.NewWriter(h.out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "scenario\tops/s\tp50 ms\tp90 ms\tp99 ms\terrors\tsvc cpu µs/op\tdb cpu µs/op\tpeak RSS MB\t")
 	for _, r := range h.rep.rows {
-		fmt.Fprintf(tw, "%s\t%.1f\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t\n",
-			r.Name, r.OpsPerSec, r.P50, r.P90, r.P99, r.Errors, num(r.CPUPerOp, 0), num(r.DBCPUPerOp, 0), num(r.PeakRSSMB, 1))
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%.2f\t%.2f\t%d\t%s\t%s\t%s\t\n",
+			r.Name, strconv.FormatFloat(r.OpsPerSec, 'f', -1, 64), r.P50, r.P90, r.P99, r.Errors, num(r.CPUPerOp, 0), num(r.DBCPUPerOp, 0), num(r.PeakRSSMB, 1))
 	}
 	_ = tw.Flush()
 	fmt.Fprintln(h.out)
