@@ -46,38 +46,29 @@ func (d *directory) remove(id string) {
 	delete(d.orgs, id)
 }
 
-func (d *directory) ByID(_ context.Context, id string) (*org.Organization, error) {
+// find returns a copy of the first organization match accepts.
+func (d *directory) find(match func(*org.Organization) bool) (*org.Organization, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if o, ok := d.orgs[id]; ok {
-		c := *o
-		return &c, nil
+	for _, o := range d.orgs {
+		if match(o) {
+			c := *o
+			return &c, nil
+		}
 	}
 	return nil, org.Errorf(org.KindNotFound, "organization not found")
+}
+
+func (d *directory) ByID(_ context.Context, id string) (*org.Organization, error) {
+	return d.find(func(o *org.Organization) bool { return o.ID == id })
 }
 
 func (d *directory) Get(_ context.Context, name string) (*org.Organization, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, o := range d.orgs {
-		if o.Slug == org.Slug(name) {
-			c := *o
-			return &c, nil
-		}
-	}
-	return nil, org.Errorf(org.KindNotFound, "organization not found")
+	return d.find(func(o *org.Organization) bool { return o.Slug == org.Slug(name) })
 }
 
 func (d *directory) ByEmail(_ context.Context, email string) (*org.Organization, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for _, o := range d.orgs {
-		if o.AdminEmail == org.NormalizeEmail(email) {
-			c := *o
-			return &c, nil
-		}
-	}
-	return nil, org.Errorf(org.KindNotFound, "organization not found")
+	return d.find(func(o *org.Organization) bool { return o.AdminEmail == org.NormalizeEmail(email) })
 }
 
 const password = "correct horse battery"
