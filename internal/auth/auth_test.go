@@ -241,27 +241,27 @@ func TestAuthenticateRevocation(t *testing.T) {
 		assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
 	})
 
-	t.Run("name taken over by another organization", func(t *testing.T) {
+	// renamedAway logs in, then renames the fixture's organization to Globex.
+	renamedAway := func(t *testing.T) (*fixture, auth.Token) {
 		f := newFixture(t)
 		tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
 		require.NoError(t, err)
-		// Renamed away, then a new organization takes the old name.
 		renamed := *f.org
 		renamed.Name, renamed.Slug = "Globex", "globex"
 		f.dir.put(&renamed)
+		return f, tok
+	}
+
+	t.Run("name taken over by another organization", func(t *testing.T) {
+		f, tok := renamedAway(t)
 		f.dir.put(&org.Organization{ID: "65f000000000000000000002", Name: f.org.Name, Slug: f.org.Slug,
 			AdminEmail: "other@acme.com", TokenVersion: f.org.TokenVersion, State: org.StateActive})
-		_, err = f.svc.Authenticate(ctx, tok.AccessToken)
+		_, err := f.svc.Authenticate(ctx, tok.AccessToken)
 		assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "its org_name now names another organization: %v", err)
 	})
 
 	t.Run("renamed, old name free", func(t *testing.T) {
-		f := newFixture(t)
-		tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
-		require.NoError(t, err)
-		renamed := *f.org
-		renamed.Name, renamed.Slug = "Globex", "globex"
-		f.dir.put(&renamed)
+		f, tok := renamedAway(t)
 		p, err := f.svc.Authenticate(ctx, tok.AccessToken)
 		require.NoError(t, err, "renaming does not revoke")
 		assert.Equal(t, f.org.ID, p.OrgID, "the token stays bound to its organization by id")
