@@ -4,8 +4,6 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/go-chi/chi/v5/middleware"
 )
 
 // Recorder is what the API reports its metrics to, and serves at /metrics.
@@ -16,21 +14,6 @@ type Recorder interface {
 	RateLimited(limit string)
 	// Handler serves the metrics; gathering errors go to log.
 	Handler(log *slog.Logger) http.Handler
-}
-
-// instrument records every request's route pattern (never its raw path),
-// method, status and duration.
-func (s *Server) instrument(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		start := time.Now()
-		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-		next.ServeHTTP(ww, r)
-		status := ww.Status()
-		if status == 0 {
-			status = http.StatusOK
-		}
-		s.metrics.ObserveRequest(routePattern(r), methodLabel(r.Method), status, time.Since(start))
-	})
 }
 
 // methodLabel bounds the method label: clients can send any token as a method.

@@ -42,21 +42,28 @@ func saneRequestID(id string) bool {
 	return true
 }
 
-// accessLog writes one line per request.
-func (s *Server) accessLog(next http.Handler) http.Handler {
+// observe writes one access log line per request and records it in the
+// metrics: one wrapped writer, one clock and one route lookup serve both.
+func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		li := &logInfo{}
 		ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
 		next.ServeHTTP(ww, r.WithContext(context.WithValue(r.Context(), logInfoKey, li)))
+		took := time.Since(start)
+		route, status := routePattern(r), ww.Status()
+		if status == 0 { // nothing written: net/http answers 200
+			status = http.StatusOK
+		}
+		s.metrics.ObserveRequest(route, methodLabel(r.Method), status, took)
 		attrs := []slog.Attr{
 			slog.String("request_id", RequestID(r.Context())),
 			slog.String("method", r.Method),
-			slog.String("route", routePattern(r)),
+			slog.String("route", route),
 			slog.String("client_ip", s.ips.address(r)),
-			slog.Int("status", ww.Status()),
+			slog.Int("status", status),
 			slog.Int("bytes", ww.BytesWritten()),
-			slog.Duration("duration", time.Since(start)),
+			slog.Duration("duration", took),
 		}
 		if li.orgID != "" {
 			attrs = append(attrs, slog.String("org_id", li.orgID))

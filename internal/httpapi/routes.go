@@ -10,7 +10,7 @@ import (
 // routes mounts every route of the service.
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(s.requestID, s.accessLog, s.instrument, s.recoverer, securityHeaders, corsHeaders(s.opts.CORSOrigins))
+	r.Use(s.requestID, s.observe, s.recoverer, securityHeaders, corsHeaders(s.opts.CORSOrigins))
 	r.NotFound(s.notFound)
 	r.MethodNotAllowed(s.methodNotAllowed(r))
 
