@@ -8,6 +8,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orgservice/orgservice/internal/mongostore"
 )
 
 // template is everything one organization created through the API left in
@@ -42,6 +44,9 @@ func snapshot(ctx context.Context, db *mongo.Database, o orgInfo, name, email st
 			t.tenants = append(t.tenants, n)
 			continue
 		}
+		if n == "changes" || n == "leases" {
+			continue // an operation's traces, not the organization: clones are announced afresh
+		}
 		cur, err := db.Collection(n).Find(ctx, bson.D{})
 		if err != nil {
 			return nil, err
@@ -63,7 +68,7 @@ func snapshot(ctx context.Context, db *mongo.Database, o orgInfo, name, email st
 // clone returns the template's documents and tenant collections for another
 // organization: every occurrence of the template's slug, email and id
 // replaced by the clone's, its id a fresh ObjectID.
-func (t *template) clone(slug, email string) (map[string][]bson.D, []string) {
+func (t *template) clone(slug, email string) (bson.ObjectID, map[string][]bson.D, []string) {
 	id := bson.NewObjectID()
 	r := strings.NewReplacer(t.email, email, t.slug, slug, t.id.Hex(), id.Hex())
 	docs := make(map[string][]bson.D, len(t.docs))
@@ -76,7 +81,7 @@ func (t *template) clone(slug, email string) (map[string][]bson.D, []string) {
 	for i, n := range t.tenants {
 		tenants[i] = r.Replace(n)
 	}
-	return docs, tenants
+	return id, docs, tenants
 }
 
 func rewrite(v any, r *strings.Replacer, from, to bson.ObjectID) any {
@@ -114,10 +119,11 @@ func (h *harness) seedClones(ctx context.Context, db *mongo.Database, tmpl *temp
 	const batch = 500
 	for start := from; start < to; start += batch {
 		docs := map[string][]any{}
-		var tenants []string
+		var tenants, ids []string
 		for i := start; i < min(start+batch, to); i++ {
 			name, email := h.orgName(set, i), h.orgEmail(set, i)
-			ds, ts := tmpl.clone(name, email)
+			id, ds, ts := tmpl.clone(name, email)
+			ids = append(ids, id.Hex())
 			for coll, d := range ds {
 				for _, x := range d {
 					docs[coll] = append(docs[coll], x)
@@ -137,6 +143,15 @@ func (h *harness) seedClones(ctx context.Context, db *mongo.Database, tmpl *temp
 			}
 			if k%len(tmpl.tenants) == 0 {
 				bar.add(1)
+			}
+		}
+		// Written behind the services' backs: announce them in the change
+		// log, as the service announces its own writes, so that running
+		// services' directories read them.
+		log := mongostore.New(db, 0)
+		for _, id := range ids {
+			if err := log.AppendChange(ctx, id); err != nil {
+				return nil, fmt.Errorf("seed changes: %w", err)
 			}
 		}
 	}

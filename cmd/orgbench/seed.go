@@ -76,7 +76,23 @@ func (h *harness) seedPool(ctx context.Context, t *target, set string, from, to 
 		return nil, fmt.Errorf("seed %s: no template", set)
 	}
 	more, err := h.seedClones(ctx, t.db, tmpl, set, from, to)
-	return append(out, more...), err
+	if err != nil {
+		return nil, err
+	}
+	if len(more) == 0 {
+		return out, nil
+	}
+	// The clones were announced in the change log: wait until the service's
+	// directory has read them all (the log is read in order, so the last).
+	last := more[len(more)-1]
+	deadline := time.Now().Add(5 * time.Minute)
+	for t.api.get(ctx, last.getPath) != nil {
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("seed %s: the service never saw %s", set, last.name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return append(out, more...), nil
 }
 
 // seedOrgs creates organizations from..to-1 of set through the API, with as

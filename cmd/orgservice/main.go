@@ -17,6 +17,7 @@ import (
 
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/config"
+	"github.com/orgservice/orgservice/internal/directory"
 	"github.com/orgservice/orgservice/internal/embeddb"
 	"github.com/orgservice/orgservice/internal/httpapi"
 	"github.com/orgservice/orgservice/internal/metrics"
@@ -39,6 +40,11 @@ func main() {
 
 // shutdownGrace bounds a graceful shutdown.
 const shutdownGrace = 10 * time.Second
+
+// fullReconcileEvery is how often the reconciler reads every organization,
+// claim and collection; between, it settles only what the directory shows
+// unsettled, every LEASE_TTL.
+const fullReconcileEvery = time.Hour
 
 func run(ctx context.Context) error {
 	cfg, err := config.Load()
@@ -69,11 +75,16 @@ func run(ctx context.Context) error {
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
 	store := mongostore.New(client.Database(cfg.MongoDBName), cfg.CopyBatchSize)
-	if err := waitForIndexes(ctx, store, log); err != nil {
+	if err := untilReachable(ctx, log, store.EnsureIndexes); err != nil {
 		return err
 	}
 
-	orgs := org.NewService(store, auth.Bcrypt{Cost: cfg.BcryptCost}, org.Config{
+	dir := directory.New(store, directory.Config{Staleness: cfg.DirectoryStaleness, Lingering: cfg.LeaseTTL}, log)
+	if err := untilReachable(ctx, log, dir.Load); err != nil {
+		return err
+	}
+	go dir.Run(ctx)
+	orgs := org.NewService(store, dir, auth.Bcrypt{Cost: cfg.BcryptCost}, org.Config{
 		Strategy: org.Strategy(cfg.MigrationStrategy),
 		LeaseTTL: cfg.LeaseTTL,
 	}, log)
@@ -85,7 +96,7 @@ func run(ctx context.Context) error {
 	}
 	mets := metrics.New()
 	orgs.SetObserver(mets) // before anything runs operations
-	go orgs.RunReconciler(ctx, cfg.LeaseTTL)
+	go orgs.RunReconciler(ctx, cfg.LeaseTTL, fullReconcileEvery)
 
 	trusted, err := cfg.TrustedPrefixes()
 	if err != nil {
@@ -135,10 +146,11 @@ func run(ctx context.Context) error {
 	return nil
 }
 
-// waitForIndexes ensures the indexes, retrying while the database is not up yet.
-func waitForIndexes(ctx context.Context, store *mongostore.Store, log *slog.Logger) error {
+// untilReachable runs step (ensuring the indexes, loading the directory),
+// retrying while the database is not up yet.
+func untilReachable(ctx context.Context, log *slog.Logger, step func(context.Context) error) error {
 	for {
-		err := store.EnsureIndexes(ctx)
+		err := step(ctx)
 		if err == nil || !org.IsKind(err, org.KindUnavailable) {
 			return err
 		}

@@ -42,10 +42,12 @@ func TestDatabaseOutage(t *testing.T) {
 	defer func() { db.Close() }()
 
 	const dbTimeout = time.Second
+	const staleness = 500 * time.Millisecond
 	for k, v := range map[string]string{
 		"MONGO_URL": db.URI(), "MONGO_DB_NAME": "outage", "SECRET_KEY": strings.Repeat("k", 40),
 		"HTTP_ADDR": httpAddr, "DB_TIMEOUT": dbTimeout.String(), "BCRYPT_COST": "4", "LOG_LEVEL": "error",
 		"LOGIN_RATE_PER_MIN": "0", "WRITE_RATE_PER_MIN": "0", "DATA_DIR": dir,
+		"DIRECTORY_STALENESS": staleness.String(),
 	} {
 		t.Setenv(k, v)
 	}
@@ -72,13 +74,29 @@ func TestDatabaseOutage(t *testing.T) {
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
 
 	db.Close()
+	// Lookups are answered from the directory until it is older than its
+	// bound, then refused: never stale authority past DIRECTORY_STALENESS.
 	start := time.Now()
-	r, body := get("/api/v1/org/get?organization_name=acme")
+	var r *http.Response
+	var body string
+	for time.Since(start) < staleness+2*time.Second {
+		if r, body = get("/api/v1/org/get?organization_name=acme"); r != nil && r.StatusCode != http.StatusOK {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	took := time.Since(start)
 	require.NotNil(t, r)
 	assert.Equal(t, http.StatusServiceUnavailable, r.StatusCode, body)
 	assert.Equal(t, "application/problem+json", r.Header.Get("Content-Type"))
-	assert.Less(t, took, dbTimeout+2*time.Second, "fails fast, bounded by DB_TIMEOUT")
+	assert.Less(t, took, staleness+time.Second, "refused once the directory is past its bound")
+	start = time.Now()
+	resp, err = client.Post(base+"/api/v1/org/create", "application/json",
+		strings.NewReader(`{"organization_name":"Beta","email":"b@beta.com","password":"password-1"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Less(t, time.Since(start), dbTimeout+2*time.Second, "a write fails fast, bounded by DB_TIMEOUT")
 	for _, leak := range []string{"server selection", "connection refused", "mongo", "dial tcp"} {
 		assert.NotContains(t, strings.ToLower(body), leak, "no driver text reaches the client")
 	}

@@ -24,25 +24,26 @@ const MinSecretBytes = 32
 
 // Config is every setting of the service. .env.example documents each.
 type Config struct {
-	MongoURL          string        `envconfig:"MONGO_URL"`
-	MongoDBName       string        `envconfig:"MONGO_DB_NAME" default:"master_metadata"`
-	EmbeddedMongoAddr string        `envconfig:"EMBEDDED_MONGO_ADDR" default:"127.0.0.1:0"`
-	DataDir           string        `envconfig:"DATA_DIR" default:"./data"`
-	SecretKey         string        `envconfig:"SECRET_KEY"`
-	HTTPAddr          string        `envconfig:"HTTP_ADDR" default:":8080"`
-	JWTTTL            time.Duration `envconfig:"JWT_TTL" default:"1h"`
-	JWTIssuer         string        `envconfig:"JWT_ISSUER" default:"orgservice"`
-	BcryptCost        int           `envconfig:"BCRYPT_COST" default:"12"`
-	DBTimeout         time.Duration `envconfig:"DB_TIMEOUT" default:"5s"`
-	LogLevel          string        `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat         string        `envconfig:"LOG_FORMAT" default:"json"`
-	MigrationStrategy string        `envconfig:"MIGRATION_STRATEGY" default:"auto"`
-	CopyBatchSize     int           `envconfig:"COPY_BATCH_SIZE" default:"1000"`
-	LeaseTTL          time.Duration `envconfig:"LEASE_TTL" default:"30s"`
-	LoginRatePerMin   int           `envconfig:"LOGIN_RATE_PER_MIN" default:"5"`
-	WriteRatePerMin   int           `envconfig:"WRITE_RATE_PER_MIN" default:"10"`
-	TrustedProxies    []string      `envconfig:"TRUSTED_PROXIES"`
-	CORSOrigins       []string      `envconfig:"CORS_ALLOWED_ORIGINS" default:"*"`
+	MongoURL           string        `envconfig:"MONGO_URL"`
+	MongoDBName        string        `envconfig:"MONGO_DB_NAME" default:"master_metadata"`
+	EmbeddedMongoAddr  string        `envconfig:"EMBEDDED_MONGO_ADDR" default:"127.0.0.1:0"`
+	DataDir            string        `envconfig:"DATA_DIR" default:"./data"`
+	SecretKey          string        `envconfig:"SECRET_KEY"`
+	HTTPAddr           string        `envconfig:"HTTP_ADDR" default:":8080"`
+	JWTTTL             time.Duration `envconfig:"JWT_TTL" default:"1h"`
+	JWTIssuer          string        `envconfig:"JWT_ISSUER" default:"orgservice"`
+	BcryptCost         int           `envconfig:"BCRYPT_COST" default:"12"`
+	DBTimeout          time.Duration `envconfig:"DB_TIMEOUT" default:"5s"`
+	LogLevel           string        `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat          string        `envconfig:"LOG_FORMAT" default:"json"`
+	MigrationStrategy  string        `envconfig:"MIGRATION_STRATEGY" default:"auto"`
+	CopyBatchSize      int           `envconfig:"COPY_BATCH_SIZE" default:"1000"`
+	LeaseTTL           time.Duration `envconfig:"LEASE_TTL" default:"30s"`
+	DirectoryStaleness time.Duration `envconfig:"DIRECTORY_STALENESS" default:"1s"`
+	LoginRatePerMin    int           `envconfig:"LOGIN_RATE_PER_MIN" default:"5"`
+	WriteRatePerMin    int           `envconfig:"WRITE_RATE_PER_MIN" default:"10"`
+	TrustedProxies     []string      `envconfig:"TRUSTED_PROXIES"`
+	CORSOrigins        []string      `envconfig:"CORS_ALLOWED_ORIGINS" default:"*"`
 }
 
 // Embedded reports whether the service runs its own FerretDB.
@@ -89,6 +90,8 @@ func (c Config) validate() error {
 		return errors.New("COPY_BATCH_SIZE must be between 1 and 100000")
 	case c.LeaseTTL < time.Second:
 		return errors.New("LEASE_TTL must be at least 1s")
+	case c.DirectoryStaleness < 10*time.Millisecond || c.DirectoryStaleness > time.Minute:
+		return errors.New("DIRECTORY_STALENESS must be between 10ms and 1m")
 	case c.LoginRatePerMin < 0:
 		return errors.New("LOGIN_RATE_PER_MIN must not be negative")
 	case c.WriteRatePerMin < 0:

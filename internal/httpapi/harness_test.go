@@ -17,6 +17,7 @@ import (
 
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/dbtest"
+	"github.com/orgservice/orgservice/internal/directory"
 	"github.com/orgservice/orgservice/internal/httpapi"
 	"github.com/orgservice/orgservice/internal/metrics"
 	"github.com/orgservice/orgservice/internal/mongostore"
@@ -51,10 +52,13 @@ func newEnvWith(t testing.TB, cfg org.Config, opts httpapi.Options) *env {
 	store := mongostore.New(db, 0)
 	require.NoError(t, store.EnsureIndexes(context.Background()))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	orgs := org.NewService(store, auth.Bcrypt{Cost: 4}, cfg, log)
+	ctx, cancel := context.WithCancel(context.Background())
+	dir, err := directory.Start(ctx, store, directory.Config{}, log)
+	require.NoError(t, err)
+	orgs := org.NewService(store, dir, auth.Bcrypt{Cost: 4}, cfg, log)
 	authn, err := auth.NewService(orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = orgs.Wait(context.Background()) })
+	t.Cleanup(func() { _ = orgs.Wait(context.Background()); cancel() })
 	if opts.Metrics == nil {
 		m := metrics.New()
 		orgs.SetObserver(m)

@@ -54,6 +54,15 @@ func (s *Store) Release(ctx context.Context, key, orgID string) error {
 	return mapErr(err, "release claim")
 }
 
+// ClaimByKey returns the claim of key; KindNotFound when nobody holds it.
+func (s *Store) ClaimByKey(ctx context.Context, key string) (org.Claim, error) {
+	var d claimDoc
+	if err := decodeOne(s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: key}}), &d); err != nil {
+		return org.Claim{}, mapErr(err, "read claim")
+	}
+	return org.Claim{Key: d.Key, OrgID: d.OrgID, CreatedAt: d.CreatedAt}, nil
+}
+
 // Claims lists every claim.
 func (s *Store) Claims(ctx context.Context) ([]org.Claim, error) {
 	cur, err := s.claims.Find(ctx, bson.D{})

@@ -98,16 +98,6 @@ func (s *Store) OrgByID(ctx context.Context, id string) (*org.Organization, erro
 	return s.findOne(ctx, bson.D{{Key: "_id", Value: oid}})
 }
 
-// OrgBySlug returns the organization with slug; KindNotFound when there is none.
-func (s *Store) OrgBySlug(ctx context.Context, slug string) (*org.Organization, error) {
-	return s.findOne(ctx, bson.D{{Key: "slug", Value: slug}})
-}
-
-// OrgByEmail returns the organization whose admin has email; KindNotFound when there is none.
-func (s *Store) OrgByEmail(ctx context.Context, email string) (*org.Organization, error) {
-	return s.findOne(ctx, bson.D{{Key: "admin_email", Value: email}})
-}
-
 // Unsettled lists organizations that are not active or have a pending operation.
 func (s *Store) Unsettled(ctx context.Context) ([]*org.Organization, error) {
 	return s.findAll(ctx, bson.D{{Key: "$or", Value: bson.A{

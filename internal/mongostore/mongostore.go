@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -35,7 +36,15 @@ type Store struct {
 	orgs      *mongo.Collection
 	claims    *mongo.Collection
 	leases    *mongo.Collection
+	changes   *mongo.Collection
 	batchSize int
+
+	// hint is this store's idea of the change log's head, for AppendChange.
+	hint struct {
+		sync.Mutex
+		seq int64
+		at  time.Time
+	}
 }
 
 var _ org.Store = (*Store)(nil)
@@ -50,6 +59,7 @@ func New(db *mongo.Database, batchSize int) *Store {
 		orgs:      db.Collection(OrganizationsCollection),
 		claims:    db.Collection(claimsCollection),
 		leases:    db.Collection(leasesCollection),
+		changes:   db.Collection(changesCollection),
 		batchSize: batchSize,
 	}
 }

@@ -58,34 +58,47 @@ func (s *Service) create(ctx context.Context, o *Organization) error {
 	if err := s.step("create:claimed-email"); err != nil {
 		return err
 	}
+	leased := false
 	err := s.withLease(ctx, o.ID, func(ctx context.Context) error {
-		if err := s.store.InsertOrg(ctx, o); err != nil {
-			return err
+		leased = true
+		err := s.provision(ctx, o)
+		if err != nil && !isHalted(err) {
+			// Not a crash: undo now, under the lease (so other instances'
+			// directories follow), rather than leave it to the reconciler. If
+			// this fails too, the reconciler rolls the provisioning state back.
+			if uerr := s.undoCreate(context.WithoutCancel(ctx), o); uerr != nil {
+				s.log.Warn("undo failed create", slog.String("org_id", o.ID), slog.Any("error", uerr))
+			}
 		}
-		if err := s.step("create:inserted"); err != nil {
-			return err
-		}
-		if err := s.store.CreateTenant(ctx, o.CollectionName); err != nil {
-			return err
-		}
-		if err := s.step("create:collection"); err != nil {
-			return err
-		}
-		active := StateActive
-		if err := s.store.UpdateOrg(ctx, o.ID, Changes{State: &active, UpdatedAt: o.UpdatedAt}); err != nil {
-			return err
-		}
-		o.State = StateActive
-		return nil
+		return err
 	})
-	if err != nil && !isHalted(err) {
-		// Not a crash: undo now rather than leave it to the reconciler. If this
-		// fails too, the reconciler rolls the provisioning state back later.
-		if uerr := s.undoCreate(context.WithoutCancel(ctx), o); uerr != nil {
-			s.log.Warn("undo failed create", slog.String("org_id", o.ID), slog.Any("error", uerr))
-		}
+	if err != nil && !leased {
+		s.release(ctx, o.ID, slugKey(o.Slug), emailKey(o.AdminEmail)) // nothing else was written
 	}
 	return err
+}
+
+// provision records o (provisioning), creates its collection and makes it
+// active. The caller holds o's lease.
+func (s *Service) provision(ctx context.Context, o *Organization) error {
+	if err := s.store.InsertOrg(ctx, o); err != nil {
+		return err
+	}
+	if err := s.step("create:inserted"); err != nil {
+		return err
+	}
+	if err := s.store.CreateTenant(ctx, o.CollectionName); err != nil {
+		return err
+	}
+	if err := s.step("create:collection"); err != nil {
+		return err
+	}
+	active := StateActive
+	if err := s.store.UpdateOrg(ctx, o.ID, Changes{State: &active, UpdatedAt: o.UpdatedAt}); err != nil {
+		return err
+	}
+	o.State = StateActive
+	return nil
 }
 
 // undoCreate rolls a create back: drop the collection, remove the metadata,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/dbtest"
+	"github.com/orgservice/orgservice/internal/directory"
 	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
 )
@@ -46,10 +47,21 @@ func newFixture(t *testing.T, batch int) *fixture {
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// service returns a Service over the fixture's store.
+// service returns a Service over the fixture's store, as one process: with
+// a directory of its own.
 func (f *fixture) service(cfg org.Config) *org.Service {
-	s := org.NewService(f.store, auth.Bcrypt{Cost: 4}, cfg, quiet)
-	f.t.Cleanup(func() { _ = s.Wait(context.Background()) })
+	return newService(f.t, f.store, f.store, cfg)
+}
+
+// newService returns a Service writing through store, with a directory of
+// its own reading src, both stopped when the test ends.
+func newService(t *testing.T, store org.Store, src directory.Source, cfg org.Config) *org.Service {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	dir, err := directory.Start(ctx, src, directory.Config{}, quiet)
+	require.NoError(t, err)
+	s := org.NewService(store, dir, auth.Bcrypt{Cost: 4}, cfg, quiet)
+	t.Cleanup(func() { _ = s.Wait(context.Background()); cancel() })
 	return s
 }
 

@@ -5,9 +5,10 @@ import (
 	"strings"
 )
 
-// Get returns the organization whose name has the same slug as name. An
-// organization being created or deleted is not found; one with a pending
-// rename is served as its metadata stands, and its operation is nudged on.
+// Get returns the organization whose name has the same slug as name, from
+// the directory: no database read. An organization being created or deleted
+// is not found; one with a pending rename is served as its metadata stands,
+// and its operation is nudged on.
 // Errors: KindInvalid (blank name), KindNotFound, KindUnavailable.
 func (s *Service) Get(ctx context.Context, name string) (*Organization, error) {
 	if strings.TrimSpace(name) == "" {
@@ -18,19 +19,19 @@ func (s *Service) Get(ctx context.Context, name string) (*Organization, error) {
 	if slug == "" || len(slug) > MaxSlugBytes {
 		return nil, notFound()
 	}
-	return s.active(s.store.OrgBySlug(ctx, slug))
+	return s.active(s.dir.BySlug(slug))
 }
 
 // ByEmail returns the active organization whose admin has email.
 // Errors: KindNotFound, KindUnavailable.
 func (s *Service) ByEmail(ctx context.Context, email string) (*Organization, error) {
-	return s.active(s.store.OrgByEmail(ctx, NormalizeEmail(email)))
+	return s.active(s.dir.ByEmail(NormalizeEmail(email)))
 }
 
 // ByID returns the active organization with id.
 // Errors: KindNotFound, KindUnavailable.
 func (s *Service) ByID(ctx context.Context, id string) (*Organization, error) {
-	return s.active(s.store.OrgByID(ctx, id))
+	return s.active(s.dir.ByID(id))
 }
 
 // active passes on an organization that is active, and reports any other

@@ -28,9 +28,19 @@ func (s *Service) resume(ctx context.Context, o *Organization) error {
 }
 
 // settle takes the lease of one organization and resumes its operation.
-// It does nothing when a live operation holds the lease.
+// It does nothing when the organization, read afresh, is settled — a
+// directory may show an operation a moment after it finished, and taking
+// its lease then would only turn a concurrent write away — or when a live
+// operation holds the lease.
 func (s *Service) settle(ctx context.Context, id string) error {
-	err := s.withLease(ctx, id, func(ctx context.Context) error {
+	o, err := s.store.OrgByID(ctx, id)
+	if IsKind(err, KindNotFound) || err == nil && o.Pending == nil && o.State == StateActive {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	err = s.withLease(ctx, id, func(ctx context.Context) error {
 		o, err := s.store.OrgByID(ctx, id)
 		if err != nil {
 			if IsKind(err, KindNotFound) {
@@ -40,6 +50,16 @@ func (s *Service) settle(ctx context.Context, id string) error {
 		}
 		return s.resume(ctx, o)
 	})
+	if IsKind(err, KindBusy) {
+		return nil
+	}
+	return err
+}
+
+// clearLease takes over the lease of a settled organization that an
+// operation left behind when it crashed, and releases it. A live lease is left alone.
+func (s *Service) clearLease(ctx context.Context, id string) error {
+	err := s.withLease(ctx, id, func(context.Context) error { return nil })
 	if IsKind(err, KindBusy) {
 		return nil
 	}
@@ -73,16 +93,14 @@ func (s *Service) nudge(o *Organization) {
 // gone, or is an interrupted operation nobody is running (which is settled
 // now). It reports whether the key may be free.
 func (s *Service) settleClaim(ctx context.Context, key string) (bool, error) {
-	claims, err := s.store.Claims(ctx)
+	c, err := s.store.ClaimByKey(ctx, key)
+	if IsKind(err, KindNotFound) {
+		return true, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	for _, c := range claims {
-		if c.Key == key {
-			return s.settleHeld(ctx, c)
-		}
-	}
-	return true, nil
+	return s.settleHeld(ctx, c)
 }
 
 // settleHeld is settleClaim for the claim c, its holder read afresh.
@@ -194,12 +212,37 @@ func (s *Service) dropOrphans(ctx context.Context) error {
 	return nil
 }
 
-// RunReconciler reconciles now and then every interval until ctx is done.
-func (s *Service) RunReconciler(ctx context.Context, every time.Duration) {
+// settleUnsettled settles the organizations the directory knows to have an
+// unfinished operation, and clears leases left behind: the periodic pass,
+// whose database work is proportional to them, not to the organizations.
+func (s *Service) settleUnsettled(ctx context.Context) error {
+	var errs []error
+	for _, id := range s.dir.Unsettled() {
+		errs = append(errs, s.settle(ctx, id))
+	}
+	for _, id := range s.dir.Lingering() {
+		errs = append(errs, s.clearLease(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+// RunReconciler runs a full Reconcile now and every fullEvery, and settles
+// the organizations the directory finds unsettled every interval between.
+// Claims and collections left behind need the full pass; a create that finds
+// its name held by a stale claim frees it at once all the same.
+func (s *Service) RunReconciler(ctx context.Context, every, fullEvery time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var lastFull time.Time
 	for {
-		if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+		var err error
+		if time.Since(lastFull) >= fullEvery {
+			lastFull = time.Now()
+			err = s.Reconcile(ctx)
+		} else {
+			err = s.settleUnsettled(ctx)
+		}
+		if err != nil && ctx.Err() == nil {
 			s.log.Warn("reconcile", slog.Any("error", err))
 		}
 		select {

@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -46,7 +45,7 @@ func TestReconcileIsLinear(t *testing.T) {
 		require.NoError(t, err)
 	}
 	cs := &countingStore{Store: f.store}
-	rec := org.NewService(cs, auth.Bcrypt{Cost: 4}, org.Config{ClaimGrace: time.Nanosecond}, quiet)
+	rec := newService(t, cs, f.store, org.Config{ClaimGrace: time.Nanosecond})
 	require.NoError(t, rec.Reconcile(ctx))
 	assert.EqualValues(t, 1, cs.claims.Load(), "claims read once per pass")
 	assert.Zero(t, cs.byID.Load(), "no lookup for a claim its settled holder uses")

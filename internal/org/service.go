@@ -72,7 +72,8 @@ func (nopObserver) Migrated(Strategy, int64, time.Duration) {}
 
 // Service runs every operation on organizations.
 type Service struct {
-	store    Store
+	store    Store // every metadata write through it refreshes dir
+	dir      Directory
 	hasher   Hasher
 	cfg      Config
 	log      *slog.Logger
@@ -86,12 +87,13 @@ type Service struct {
 	settling map[string]bool // organizations a background reconcile is working on
 }
 
-// NewService returns a Service over store.
-func NewService(store Store, hasher Hasher, cfg Config, log *slog.Logger) *Service {
+// NewService returns a Service that writes through store and reads from dir.
+func NewService(store Store, dir Directory, hasher Hasher, cfg Config, log *slog.Logger) *Service {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return &Service{
-		store:    store,
+		store:    recorded{Store: store, dir: dir},
+		dir:      dir,
 		hasher:   hasher,
 		cfg:      cfg.withDefaults(),
 		log:      log,
@@ -170,6 +172,14 @@ func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.C
 	if err := s.store.AcquireLease(ctx, orgID, owner, s.cfg.LeaseTTL); err != nil {
 		return err
 	}
+	// Announced before anything is written: every directory re-reads the
+	// organization from this entry on, until the lease is gone.
+	if err := s.store.AppendChange(ctx, orgID); err != nil {
+		if rerr := s.store.ReleaseLease(context.WithoutCancel(ctx), orgID, owner); rerr != nil {
+			s.log.Warn("release lease", slog.String("org_id", orgID), slog.Any("error", rerr))
+		}
+		return err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	stop := make(chan struct{})
 	renewed := make(chan struct{})
@@ -204,4 +214,30 @@ func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.C
 
 func busy() error {
 	return Errorf(KindBusy, "another operation on this organization is in progress; retry shortly")
+}
+
+// recorded is the store as the service writes it: each metadata write is
+// followed by a re-read into the directory, so that this process serves its
+// own writes at once (a revoked token is refused by the next request).
+type recorded struct {
+	Store
+	dir Directory
+}
+
+func (r recorded) InsertOrg(ctx context.Context, o *Organization) error {
+	err := r.Store.InsertOrg(ctx, o)
+	r.dir.Refresh(ctx, o.ID)
+	return err
+}
+
+func (r recorded) UpdateOrg(ctx context.Context, id string, c Changes) error {
+	err := r.Store.UpdateOrg(ctx, id, c)
+	r.dir.Refresh(ctx, id)
+	return err
+}
+
+func (r recorded) DeleteOrg(ctx context.Context, id string) error {
+	err := r.Store.DeleteOrg(ctx, id)
+	r.dir.Refresh(ctx, id)
+	return err
 }

@@ -5,25 +5,39 @@ import (
 	"time"
 )
 
-// Store is the storage the service needs. Implementations translate their
-// driver's errors into this package's kinds: KindNotFound, KindConflict,
-// KindUnavailable, and KindInternal for the rest.
+// Store is the storage the service needs, one interface per concern.
+// Implementations translate their driver's errors into this package's kinds:
+// KindNotFound, KindConflict, KindUnavailable, and KindInternal for the rest.
 //
-// Exclusion never relies on a guarded update: names and leases are taken by
-// inserting a document under a unique key, the one write that is atomic on
-// every MongoDB wire-protocol server this runs on.
+// Exclusion never relies on a guarded update: names, leases and change-log
+// numbers are taken by inserting a document under a unique key, the one write
+// that is atomic on every MongoDB wire-protocol server this runs on.
 type Store interface {
-	// NewID returns a fresh organization id.
-	NewID() string
+	NameClaims
+	Leases
+	Metadata
+	ChangeLog
+	Tenants
 
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+}
+
+// NameClaims hold every organization name and admin email for one organization.
+type NameClaims interface {
 	// Claim takes key ("slug/…" or "email/…") for orgID. It is idempotent
 	// for the same orgID and returns KindConflict when another holds the key.
 	Claim(ctx context.Context, key, orgID string) error
 	// Release gives key up, if orgID holds it.
 	Release(ctx context.Context, key, orgID string) error
+	// ClaimByKey returns the claim of key; KindNotFound when nobody holds it.
+	ClaimByKey(ctx context.Context, key string) (Claim, error)
 	// Claims lists every claim.
 	Claims(ctx context.Context) ([]Claim, error)
+}
 
+// Leases give one operation at a time an organization.
+type Leases interface {
 	// AcquireLease takes the lease of orgID for owner until ttl from now,
 	// taking over a lease that has expired. KindBusy when another owner holds
 	// a live lease.
@@ -32,13 +46,16 @@ type Store interface {
 	RenewLease(ctx context.Context, orgID, owner string, ttl time.Duration) error
 	// ReleaseLease removes the lease if owner holds it.
 	ReleaseLease(ctx context.Context, orgID, owner string) error
+}
 
+// Metadata is the organizations collection: the source of truth.
+type Metadata interface {
+	// NewID returns a fresh organization id.
+	NewID() string
 	// InsertOrg stores a new organization; KindConflict when its slug or email is taken.
 	InsertOrg(ctx context.Context, o *Organization) error
-	// OrgByID, OrgBySlug and OrgByEmail return KindNotFound when there is none.
+	// OrgByID returns KindNotFound when there is none.
 	OrgByID(ctx context.Context, id string) (*Organization, error)
-	OrgBySlug(ctx context.Context, slug string) (*Organization, error)
-	OrgByEmail(ctx context.Context, email string) (*Organization, error)
 	// Unsettled lists organizations that are not active or have a pending operation.
 	Unsettled(ctx context.Context) ([]*Organization, error)
 	// Orgs lists every organization.
@@ -50,7 +67,17 @@ type Store interface {
 	UpdateOrg(ctx context.Context, id string, c Changes) error
 	// DeleteOrg removes the metadata; deleting a missing one is not an error.
 	DeleteOrg(ctx context.Context, id string) error
+}
 
+// ChangeLog announces metadata writes to every instance's directory.
+type ChangeLog interface {
+	// AppendChange adds an entry naming orgID to the change log. The service
+	// calls it holding orgID's lease, before it writes the metadata.
+	AppendChange(ctx context.Context, orgID string) error
+}
+
+// Tenants are the organizations' own collections.
+type Tenants interface {
 	// CreateTenant creates an empty tenant collection, replacing any
 	// leftover collection of that name.
 	CreateTenant(ctx context.Context, name string) error
@@ -70,9 +97,28 @@ type Store interface {
 	// documents and ignoring documents already present in to. progress is
 	// called after each batch with the number of documents handled so far.
 	CopyTenant(ctx context.Context, from, to string, skip int64, progress func(done int64) error) error
+}
 
-	// Ping checks that the database answers.
-	Ping(ctx context.Context) error
+// Directory holds every organization's metadata in memory: the read path of
+// lookups by name, token checks and logins, which then cost no database
+// read. It is exact for this process's own writes (Refresh) and follows
+// other instances' writes within its staleness bound; past that bound its
+// reads fail with KindUnavailable rather than answer from stale data. It is
+// never the source of truth for a write: operations read the Store under
+// their lease. The organizations it returns are copies.
+type Directory interface {
+	// BySlug, ByEmail and ByID return KindNotFound when there is none,
+	// KindUnavailable when the directory is older than its bound.
+	BySlug(slug string) (*Organization, error)
+	ByEmail(email string) (*Organization, error)
+	ByID(id string) (*Organization, error)
+	// Unsettled lists the ids of organizations with an unfinished operation.
+	Unsettled() []string
+	// Lingering lists the ids of settled organizations whose lease has been
+	// there for long: left behind by an operation that crashed.
+	Lingering() []string
+	// Refresh re-reads one organization after this process wrote it.
+	Refresh(ctx context.Context, id string)
 }
 
 // Claim is a name or email held by an organization.

@@ -1,0 +1,491 @@
+// Package directory keeps every organization's metadata in memory, so that
+// lookups by name, token checks and logins cost no database read at any
+// number of tenants, and keeps it current across instances that share one
+// database.
+//
+// How it stays current: every operation that may write an organization's
+// metadata first takes the organization's lease and then appends an entry
+// naming it to the change log, a collection numbered 1, 2, 3… without gaps
+// (each number is taken by an insert under a unique key). The directory
+// tails the log by number, a lookup by _id each, and re-reads every
+// organization it names — and keeps re-reading it while its lease exists,
+// since the operation may still be writing — then once more after the lease
+// is gone. A refresh that started at t therefore reflects every write
+// committed before t, at a database cost proportional to the changes, not
+// to the organizations. Its own process's writes are applied at once
+// (Refresh). A directory whose last complete refresh started longer ago than
+// its staleness bound answers KindUnavailable instead of stale data; one
+// that may have missed log entries (it was cut off for longer than half the
+// log's retention) reloads everything.
+package directory
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// Source is what the directory reads: the metadata, the change log and the leases.
+type Source interface {
+	// Orgs lists every organization.
+	Orgs(ctx context.Context) ([]*org.Organization, error)
+	// OrgByID returns KindNotFound when there is none.
+	OrgByID(ctx context.Context, id string) (*org.Organization, error)
+	// ChangeAt returns the organization entry seq names; KindNotFound past the head.
+	ChangeAt(ctx context.Context, seq int64) (string, error)
+	// ChangeHead returns the number of the last entry, 0 when there is none.
+	ChangeHead(ctx context.Context) (int64, error)
+	// PruneChanges removes entries written before before, except the last.
+	PruneChanges(ctx context.Context, before time.Time) error
+	// LeaseHeld reports whether orgID has a lease, live or expired.
+	LeaseHeld(ctx context.Context, orgID string) (bool, error)
+	// LeasedOrgs lists the organizations that have a lease.
+	LeasedOrgs(ctx context.Context) ([]string, error)
+}
+
+// Config tunes a Directory. Zero values take the defaults.
+type Config struct {
+	// Staleness bounds how old the directory may be: other instances'
+	// writes show within it, and past it reads fail with KindUnavailable.
+	Staleness time.Duration
+	// Retention is how long change-log entries are kept. A directory cut off
+	// from the log for half of it reloads everything instead of tailing.
+	Retention time.Duration
+	// Lingering is how long a lease may be seen before its organization is
+	// reported as unsettled (an operation that crashed holding it).
+	Lingering time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Staleness <= 0 {
+		c.Staleness = time.Second
+	}
+	if c.Retention <= 0 {
+		c.Retention = 10 * time.Minute
+	}
+	if c.Lingering <= 0 {
+		c.Lingering = 30 * time.Second
+	}
+	return c
+}
+
+// maxPerCycle caps the log entries one refresh reads before it re-reads the
+// organizations they name; the next refresh continues at once.
+const maxPerCycle = 4096
+
+// tombstoneTTL is how long a removed organization's read generation is kept,
+// so that a slower read of it that started before its removal is not applied.
+const tombstoneTTL = 10 * time.Minute
+
+// entry is one organization as last read, or a tombstone when o is nil.
+type entry struct {
+	o   *org.Organization
+	gen uint64    // the read it came from; a read that started earlier is not applied over it
+	at  time.Time // when a tombstone was made
+}
+
+// Directory is an in-memory copy of every organization's metadata; it
+// implements org.Directory.
+type Directory struct {
+	src Source
+	cfg Config
+	log *slog.Logger
+	gen atomic.Uint64 // numbers reads, in the order they start
+
+	mu      sync.RWMutex
+	byID    map[string]*entry
+	bySlug  index
+	byEmail index
+	fresh   time.Time            // start of the last complete refresh
+	watch   map[string]time.Time // organizations whose lease was last seen held → since when
+
+	// The tail's own state: only Load and the Run loop touch it.
+	seq       int64     // last log entry read
+	loaded    bool      // a full load has completed
+	lastTail  time.Time // start of the last refresh that reached the head
+	lastPrune time.Time
+	failing   bool // the last refresh failed (logged once)
+	kick      chan struct{}
+	reloads   atomic.Int64
+}
+
+var _ org.Directory = (*Directory)(nil)
+
+// New returns an empty Directory over src; Load fills it.
+func New(src Source, cfg Config, log *slog.Logger) *Directory {
+	return &Directory{
+		src: src, cfg: cfg.withDefaults(), log: log,
+		byID: map[string]*entry{}, bySlug: index{}, byEmail: index{},
+		watch: map[string]time.Time{}, kick: make(chan struct{}, 1),
+	}
+}
+
+func stale() error {
+	return org.Errorf(org.KindUnavailable, "the organization directory is out of date; retry shortly")
+}
+
+// BySlug returns the organization whose slug is slug.
+// Errors: KindNotFound, KindUnavailable (older than the bound).
+func (d *Directory) BySlug(slug string) (*org.Organization, error) {
+	return d.lookup(func() *org.Organization { return d.bySlug.find(d.byID, slug, slugOf) })
+}
+
+// ByEmail returns the organization whose admin's (lowercased) email is email.
+// Errors: KindNotFound, KindUnavailable.
+func (d *Directory) ByEmail(email string) (*org.Organization, error) {
+	return d.lookup(func() *org.Organization { return d.byEmail.find(d.byID, email, emailOf) })
+}
+
+// ByID returns the organization with id. Errors: KindNotFound, KindUnavailable.
+func (d *Directory) ByID(id string) (*org.Organization, error) {
+	return d.lookup(func() *org.Organization {
+		if e := d.byID[id]; e != nil {
+			return e.o
+		}
+		return nil
+	})
+}
+
+func (d *Directory) lookup(find func() *org.Organization) (*org.Organization, error) {
+	d.mu.RLock()
+	if time.Since(d.fresh) > d.cfg.Staleness {
+		d.mu.RUnlock()
+		return nil, stale()
+	}
+	o := find()
+	d.mu.RUnlock()
+	if o == nil {
+		return nil, org.Errorf(org.KindNotFound, "organization not found")
+	}
+	c := *o
+	return &c, nil
+}
+
+// Unsettled lists the organizations with an unfinished operation.
+func (d *Directory) Unsettled() []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var ids []string
+	for id, e := range d.byID {
+		if e.o != nil && !settled(e.o) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Lingering lists the settled (or removed) organizations whose lease has
+// been seen for longer than Config.Lingering.
+func (d *Directory) Lingering() []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var ids []string
+	for id, since := range d.watch {
+		if e := d.byID[id]; time.Since(since) > d.cfg.Lingering && (e == nil || e.o == nil || settled(e.o)) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+func settled(o *org.Organization) bool { return o.Pending == nil && o.State == org.StateActive }
+
+// Len returns how many organizations the directory holds.
+func (d *Directory) Len() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	n := 0
+	for _, e := range d.byID {
+		if e.o != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Age returns how long ago the last complete refresh started.
+func (d *Directory) Age() time.Duration {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return time.Since(d.fresh)
+}
+
+// Reloads returns how many full loads the directory has done.
+func (d *Directory) Reloads() int64 { return d.reloads.Load() }
+
+// Refresh re-reads one organization: this process has just written it. A
+// failed read leaves the entry to the tail, which re-reads the organization
+// while its lease is held.
+func (d *Directory) Refresh(ctx context.Context, id string) {
+	if err := d.read(ctx, id); err != nil {
+		d.log.Debug("directory refresh", slog.String("org_id", id), slog.Any("error", err))
+	}
+}
+
+// Kick asks for a refresh now rather than at the next tick (a change
+// stream's event, where the server has them).
+func (d *Directory) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// read re-reads id and applies what it finds.
+func (d *Directory) read(ctx context.Context, id string) error {
+	g := d.gen.Add(1)
+	o, err := d.src.OrgByID(ctx, id)
+	if err != nil && !org.IsKind(err, org.KindNotFound) {
+		return err
+	}
+	d.mu.Lock()
+	d.apply(id, o, g)
+	d.mu.Unlock()
+	return nil
+}
+
+// apply records o (nil: removed) as read by read g, unless a read that
+// started later was applied already. d.mu is held.
+func (d *Directory) apply(id string, o *org.Organization, g uint64) {
+	old := d.byID[id]
+	if old != nil && old.gen > g {
+		return
+	}
+	if old != nil && old.o != nil {
+		d.bySlug.remove(old.o.Slug, id)
+		d.byEmail.remove(old.o.AdminEmail, id)
+	}
+	if o == nil {
+		d.byID[id] = &entry{gen: g, at: time.Now()}
+		return
+	}
+	d.byID[id] = &entry{o: o, gen: g}
+	d.bySlug.add(o.Slug, id)
+	d.byEmail.add(o.AdminEmail, id)
+}
+
+// Load reads every organization, the log's head and the leases, and
+// replaces the directory's content. Writes announced up to the head either
+// finished before the leases were read, and show in the organizations read
+// after, or still hold their lease, and are watched until it is gone.
+func (d *Directory) Load(ctx context.Context) error {
+	start := time.Now()
+	head, err := d.src.ChangeHead(ctx)
+	if err != nil {
+		return err
+	}
+	leased, err := d.src.LeasedOrgs(ctx)
+	if err != nil {
+		return err
+	}
+	g := d.gen.Add(1)
+	all, err := d.src.Orgs(ctx)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	byID := make(map[string]*entry, len(all))
+	for id, e := range d.byID {
+		if e.gen > g { // read while loading: newer than the load
+			byID[id] = e
+		}
+	}
+	for _, o := range all {
+		if byID[o.ID] == nil {
+			byID[o.ID] = &entry{o: o, gen: g}
+		}
+	}
+	d.byID, d.bySlug, d.byEmail = byID, make(index, len(byID)), make(index, len(byID))
+	for id, e := range byID {
+		if e.o != nil {
+			d.bySlug.add(e.o.Slug, id)
+			d.byEmail.add(e.o.AdminEmail, id)
+		}
+	}
+	for _, id := range leased {
+		if _, ok := d.watch[id]; !ok {
+			d.watch[id] = start
+		}
+	}
+	d.fresh = start
+	d.mu.Unlock()
+	d.seq, d.loaded, d.lastTail = head, true, start
+	d.reloads.Add(1)
+	d.log.Info("organization directory loaded", slog.Int("organizations", len(all)),
+		slog.Int64("change_seq", head), slog.Duration("took", time.Since(start)))
+	return nil
+}
+
+// Run keeps the directory current until ctx is done: a refresh every quarter
+// of the staleness bound, or at once when kicked, and a pruning of the
+// change log every minute.
+func (d *Directory) Run(ctx context.Context) {
+	t := time.NewTicker(max(d.cfg.Staleness/4, 5*time.Millisecond))
+	defer t.Stop()
+	// A refresh is never cut off half-way: on FerretDB a query cancelled
+	// mid-flight closes its connection, and with it the cursors that other
+	// requests opened on that connection. The client's timeout bounds it.
+	stop, ctx := ctx, context.WithoutCancel(ctx)
+	for {
+		select {
+		case <-stop.Done():
+			return
+		case <-t.C:
+		case <-d.kick:
+		}
+		err := d.refresh(ctx)
+		switch {
+		case err != nil && !d.failing:
+			d.failing = true
+			d.log.Warn("organization directory cannot refresh; lookups fail once it is older than its bound",
+				slog.Duration("bound", d.cfg.Staleness), slog.Any("error", err))
+		case err == nil && d.failing:
+			d.failing = false
+			d.log.Info("organization directory refreshing again")
+		}
+		if err == nil && time.Since(d.lastPrune) > time.Minute {
+			d.lastPrune = time.Now()
+			if err := d.src.PruneChanges(ctx, time.Now().Add(-d.cfg.Retention)); err != nil {
+				d.log.Warn("prune change log", slog.Any("error", err))
+			}
+			d.dropTombstones()
+		}
+	}
+}
+
+// refresh brings the directory up to the log's head: read the new entries,
+// then re-read every organization they name or whose lease was held.
+func (d *Directory) refresh(ctx context.Context) error {
+	start := time.Now()
+	if !d.loaded || start.Sub(d.lastTail) > d.cfg.Retention/2 {
+		// Entries we have not read may have been pruned: a gap. Start over.
+		return d.Load(ctx)
+	}
+	caughtUp := false
+	for range maxPerCycle {
+		id, err := d.src.ChangeAt(ctx, d.seq+1)
+		if org.IsKind(err, org.KindNotFound) {
+			caughtUp = true
+			break
+		}
+		if err != nil {
+			return err
+		}
+		d.seq++
+		d.mu.Lock()
+		if _, ok := d.watch[id]; !ok {
+			d.watch[id] = start
+		}
+		d.mu.Unlock()
+	}
+	if err := d.readWatched(ctx); err != nil {
+		return err
+	}
+	if caughtUp {
+		d.lastTail = start
+		d.mu.Lock()
+		d.fresh = start
+		d.mu.Unlock()
+	} else {
+		d.Kick() // more entries wait
+	}
+	return nil
+}
+
+// readWatched re-reads every watched organization, and stops watching those
+// whose lease is gone: the lease is checked first, so the read that follows
+// sees every write its operation made.
+func (d *Directory) readWatched(ctx context.Context) error {
+	d.mu.RLock()
+	ids := make([]string, 0, len(d.watch))
+	for id := range d.watch {
+		ids = append(ids, id)
+	}
+	d.mu.RUnlock()
+	for _, id := range ids {
+		held, err := d.src.LeaseHeld(ctx, id)
+		if err != nil {
+			return err
+		}
+		if err := d.read(ctx, id); err != nil {
+			return err
+		}
+		if !held {
+			d.mu.Lock()
+			delete(d.watch, id)
+			d.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+func (d *Directory) dropTombstones() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for id, e := range d.byID {
+		if e.o == nil && time.Since(e.at) > tombstoneTTL {
+			delete(d.byID, id)
+		}
+	}
+}
+
+func slugOf(o *org.Organization) string  { return o.Slug }
+func emailOf(o *org.Organization) string { return o.AdminEmail }
+
+// index maps a slug or an email to the organizations that have it. Slugs and
+// emails are unique in the database, but entries are re-read one at a time,
+// so for a moment two may carry the same one (one renamed away, another
+// renamed onto it); a lookup then takes the one updated last.
+type index map[string][]string
+
+func (x index) add(key, id string) {
+	for _, have := range x[key] {
+		if have == id {
+			return
+		}
+	}
+	x[key] = append(x[key], id)
+}
+
+func (x index) remove(key, id string) {
+	ids := x[key]
+	for i, have := range ids {
+		if have == id {
+			ids = append(ids[:i], ids[i+1:]...)
+			break
+		}
+	}
+	if len(ids) == 0 {
+		delete(x, key)
+	} else {
+		x[key] = ids
+	}
+}
+
+func (x index) find(byID map[string]*entry, key string, field func(*org.Organization) string) *org.Organization {
+	var best *org.Organization
+	for _, id := range x[key] {
+		e := byID[id]
+		if e == nil || e.o == nil || field(e.o) != key {
+			continue
+		}
+		if best == nil || e.o.UpdatedAt.After(best.UpdatedAt) {
+			best = e.o
+		}
+	}
+	return best
+}
+
+// Start loads a Directory over src and keeps it current until ctx is done.
+func Start(ctx context.Context, src Source, cfg Config, log *slog.Logger) (*Directory, error) {
+	d := New(src, cfg, log)
+	if err := d.Load(ctx); err != nil {
+		return nil, err
+	}
+	go d.Run(ctx)
+	return d, nil
+}

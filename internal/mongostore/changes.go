@@ -1,0 +1,130 @@
+package mongostore
+
+import (
+	"context"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// changesCollection is the change log: one entry per operation that may
+// write an organization's metadata, numbered 1, 2, 3… without gaps.
+const changesCollection = "changes"
+
+// hintTTL is how long an appender trusts its own idea of the log's head
+// before it reads the head again. It must stay well below the log's
+// retention, so that an appender never inserts at a number already pruned.
+const hintTTL = time.Minute
+
+// changeDoc is one entry of the change log. Its _id is its number, so that
+// taking number n is an insert under a unique key: of two appenders only one
+// gets n, and the other moves on to n+1. An entry n+1 therefore exists only
+// once n does, and a reader that finds no n+1 has read every entry there is.
+type changeDoc struct {
+	Seq   int64     `bson:"_id"`
+	OrgID string    `bson:"org_id"`
+	At    time.Time `bson:"at"`
+}
+
+// AppendChange adds an entry naming orgID to the change log. It is called
+// after the organization's lease is taken and before its metadata is
+// written, so that every write is announced before it happens.
+func (s *Store) AppendChange(ctx context.Context, orgID string) error {
+	s.hint.Lock()
+	defer s.hint.Unlock()
+	if time.Since(s.hint.at) > hintTTL {
+		head, err := s.ChangeHead(ctx)
+		if err != nil {
+			return err
+		}
+		s.hint.seq, s.hint.at = head, time.Now()
+	}
+	for {
+		n := s.hint.seq + 1
+		_, err := s.changes.InsertOne(ctx, changeDoc{Seq: n, OrgID: orgID, At: time.Now().UTC()})
+		if err != nil && !mongo.IsDuplicateKeyError(err) {
+			return mapErr(err, "append change")
+		}
+		// Either way n exists now: ours, or another appender's.
+		s.hint.seq, s.hint.at = n, time.Now()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return mapErr(ctx.Err(), "append change")
+		}
+	}
+}
+
+// ChangeAt returns the organization named by entry seq of the change log;
+// KindNotFound when there is no such entry (yet, or any more).
+func (s *Store) ChangeAt(ctx context.Context, seq int64) (string, error) {
+	var d changeDoc
+	if err := decodeOne(s.changes.FindOne(ctx, bson.D{{Key: "_id", Value: seq}}), &d); err != nil {
+		return "", mapErr(err, "read change")
+	}
+	return d.OrgID, nil
+}
+
+// ChangeHead returns the number of the change log's last entry, 0 when it is empty.
+func (s *Store) ChangeHead(ctx context.Context) (int64, error) {
+	var d changeDoc
+	err := decodeOne(s.changes.FindOne(ctx, bson.D{},
+		options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})), &d)
+	if err == mongo.ErrNoDocuments {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, mapErr(err, "read change log head")
+	}
+	return d.Seq, nil
+}
+
+// PruneChanges removes entries written before before, always keeping the
+// last one, whose number the next appender continues from.
+func (s *Store) PruneChanges(ctx context.Context, before time.Time) error {
+	head, err := s.ChangeHead(ctx)
+	if err != nil || head == 0 {
+		return err
+	}
+	_, err = s.changes.DeleteMany(ctx, bson.D{
+		{Key: "_id", Value: bson.D{{Key: "$lt", Value: head}}},
+		{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}},
+	})
+	return mapErr(err, "prune change log")
+}
+
+// LeaseHeld reports whether a lease on orgID exists, live or expired: an
+// operation that may still write the organization, or one that crashed.
+func (s *Store) LeaseHeld(ctx context.Context, orgID string) (bool, error) {
+	err := s.leases.FindOne(ctx, bson.D{{Key: "_id", Value: orgID}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if err == mongo.ErrNoDocuments {
+		return false, nil
+	}
+	if err != nil {
+		return false, mapErr(err, "read lease")
+	}
+	return true, nil
+}
+
+// LeasedOrgs lists the organizations that have a lease, live or expired.
+func (s *Store) LeasedOrgs(ctx context.Context) ([]string, error) {
+	cur, err := s.leases.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, mapErr(err, "find leases")
+	}
+	docs, err := decodeAll[struct {
+		ID string `bson:"_id"`
+	}](ctx, cur)
+	if err != nil {
+		return nil, mapErr(err, "read leases")
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	return ids, nil
+}
