@@ -102,10 +102,16 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var rates httpapi.RateStore // nil: counted in memory
+	if cfg.RateLimitStore == config.RateLimitDatabase {
+		rates = mongostore.NewRateLimits(client.Database(cfg.MongoDBName), log)
+	}
 	api := httpapi.New(orgs, authn, log, httpapi.Options{
 		DBTimeout:       cfg.DBTimeout,
 		LoginRatePerMin: cfg.LoginRatePerMin,
 		WriteRatePerMin: cfg.WriteRatePerMin,
+		RateStore:       rates,
+		RateFailOpen:    cfg.RateLimitFailOpen(),
 		TrustedProxies:  trusted,
 		CORSOrigins:     cfg.CORSOrigins,
 		Metrics:         mets,

@@ -44,7 +44,17 @@ type Config struct {
 	WriteRatePerMin    int           `envconfig:"WRITE_RATE_PER_MIN" default:"10"`
 	TrustedProxies     []string      `envconfig:"TRUSTED_PROXIES"`
 	CORSOrigins        []string      `envconfig:"CORS_ALLOWED_ORIGINS" default:"*"`
+	// RateLimitStore is "memory" or "database"; Load fills in the default
+	// (memory on the embedded database, database with MONGO_URL).
+	RateLimitStore string `envconfig:"RATE_LIMIT_STORE"`
+	RateLimitFail  string `envconfig:"RATE_LIMIT_FAIL" default:"closed"`
 }
+
+// The values of RATE_LIMIT_STORE.
+const (
+	RateLimitMemory   = "memory"   // each instance counts on its own
+	RateLimitDatabase = "database" // every instance sharing the database counts together
+)
 
 // Embedded reports whether the service runs its own FerretDB.
 func (c Config) Embedded() bool { return c.MongoURL == "" }
@@ -58,6 +68,12 @@ func Load() (Config, error) {
 	var c Config
 	if err := envconfig.Process("", &c); err != nil {
 		return Config{}, err
+	}
+	if c.RateLimitStore == "" {
+		c.RateLimitStore = RateLimitMemory
+		if !c.Embedded() {
+			c.RateLimitStore = RateLimitDatabase
+		}
 	}
 	return c, c.validate()
 }
@@ -96,12 +112,20 @@ func (c Config) validate() error {
 		return errors.New("LOGIN_RATE_PER_MIN must not be negative")
 	case c.WriteRatePerMin < 0:
 		return errors.New("WRITE_RATE_PER_MIN must not be negative")
+	case !oneOf(c.RateLimitStore, RateLimitMemory, RateLimitDatabase):
+		return errors.New("RATE_LIMIT_STORE must be memory or database")
+	case !oneOf(c.RateLimitFail, "open", "closed"):
+		return errors.New("RATE_LIMIT_FAIL must be open or closed")
 	}
 	if _, err := c.TrustedPrefixes(); err != nil {
 		return err
 	}
 	return nil
 }
+
+// RateLimitFailOpen reports whether a request passes (rather than getting a
+// 503) when the rate-limit store cannot be reached.
+func (c Config) RateLimitFailOpen() bool { return c.RateLimitFail == "open" }
 
 // TrustedPrefixes parses TRUSTED_PROXIES.
 func (c Config) TrustedPrefixes() ([]netip.Prefix, error) {

@@ -44,6 +44,8 @@ func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"LOGIN_RATE_PER_MIN", "-1"},
 		{"SECRET_KEY", "short"},
 		{"MONGO_DB_NAME", "a.b"},
+		{"RATE_LIMIT_STORE", "redis"},
+		{"RATE_LIMIT_FAIL", "maybe"},
 	} {
 		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
 			inDir(t)
@@ -54,6 +56,34 @@ func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
 			assert.NotContains(t, err.Error(), "\n", "one line")
 		})
 	}
+}
+
+func TestRateLimitStoreDefaultsFollowTheDatabase(t *testing.T) {
+	inDir(t)
+	c, err := Load()
+	require.NoError(t, err)
+	assert.Equal(t, RateLimitMemory, c.RateLimitStore, "embedded: one process, counted in memory")
+	assert.Equal(t, "closed", c.RateLimitFail)
+	assert.False(t, c.RateLimitFailOpen())
+
+	t.Setenv("MONGO_URL", "mongodb://localhost:27017")
+	t.Setenv("SECRET_KEY", strings.Repeat("k", MinSecretBytes))
+	c, err = Load()
+	require.NoError(t, err)
+	assert.Equal(t, RateLimitDatabase, c.RateLimitStore, "a shared database: counted in it")
+
+	// An explicit value wins either way.
+	t.Setenv("RATE_LIMIT_STORE", RateLimitMemory)
+	t.Setenv("RATE_LIMIT_FAIL", "open")
+	c, err = Load()
+	require.NoError(t, err)
+	assert.Equal(t, RateLimitMemory, c.RateLimitStore)
+	assert.True(t, c.RateLimitFailOpen())
+	t.Setenv("MONGO_URL", "")
+	t.Setenv("RATE_LIMIT_STORE", RateLimitDatabase)
+	c, err = Load()
+	require.NoError(t, err)
+	assert.Equal(t, RateLimitDatabase, c.RateLimitStore)
 }
 
 func TestSecretRequiredWithMongoURL(t *testing.T) {

@@ -48,7 +48,13 @@ func newEnv(t testing.TB, cfg org.Config) *env {
 // env gets metrics of its own, wired to the service as in main.
 func newEnvWith(t testing.TB, cfg org.Config, opts httpapi.Options) *env {
 	t.Helper()
-	db := dbtest.New(t)
+	return newEnvOn(t, dbtest.New(t), cfg, opts)
+}
+
+// newEnvOn is newEnvWith over db, which other envs may share: each is one
+// instance of the service, as separate processes would be.
+func newEnvOn(t testing.TB, db *mongo.Database, cfg org.Config, opts httpapi.Options) *env {
+	t.Helper()
 	store := mongostore.New(db, 0)
 	require.NoError(t, store.EnsureIndexes(context.Background()))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -25,21 +25,30 @@ type rateLimits struct {
 	loginIP    func(http.Handler) http.Handler // logins per client IP
 	loginEmail func(http.Handler) http.Handler // logins per email, whatever the IP
 	write      func(http.Handler) http.Handler // creates, updates and deletes per client IP
+
+	failOpenLog *throttle // warnings of requests let through while the RateStore fails
 }
 
 func (s *Server) newRateLimits() rateLimits {
 	return rateLimits{
-		loginIP:    s.limiter(limitLoginIP, s.opts.LoginRatePerMin, s.ips.key),
-		loginEmail: s.limiter(limitLoginEmail, s.opts.LoginRatePerMin, loginEmail),
-		write:      s.limiter(limitWrite, s.opts.WriteRatePerMin, s.ips.key),
+		loginIP:     s.limiter(limitLoginIP, s.opts.LoginRatePerMin, s.ips.key),
+		loginEmail:  s.limiter(limitLoginEmail, s.opts.LoginRatePerMin, loginEmail),
+		write:       s.limiter(limitWrite, s.opts.WriteRatePerMin, s.ips.key),
+		failOpenLog: &throttle{every: failOpenLogEvery},
 	}
 }
 
-// limiter allows perMin requests a minute per key (a sliding window);
-// perMin 0 disables it. A request whose key is "" is not limited by it.
+// limiter allows perMin requests a minute per key; perMin 0 disables it. A
+// request whose key is "" is not limited by it. With Options.RateStore the
+// count is the store's, shared by every instance (fixed windows, see
+// storeLimiter); without, it is this process's own (httprate's sliding
+// window).
 func (s *Server) limiter(name string, perMin int, key func(*http.Request) string) func(http.Handler) http.Handler {
 	if perMin <= 0 {
 		return func(next http.Handler) http.Handler { return next }
+	}
+	if s.opts.RateStore != nil {
+		return s.storeLimiter(name, perMin, key)
 	}
 	rl := httprate.NewRateLimiter(perMin, time.Minute,
 		httprate.WithLimitHandler(func(w http.ResponseWriter, r *http.Request) { s.rateLimited(w, r, name) }),
@@ -55,7 +64,7 @@ func (s *Server) limiter(name string, perMin int, key func(*http.Request) string
 	}
 }
 
-// rateLimited answers a limited request; httprate has already set
+// rateLimited answers a limited request; its limiter has already set
 // Retry-After and the X-RateLimit-* headers.
 func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, name string) {
 	s.metrics.RateLimited(name)

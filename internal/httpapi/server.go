@@ -54,6 +54,17 @@ type Options struct {
 	// CORSOrigins are the origins browsers may call the API from; empty or
 	// "*" allows any origin (never with credentials).
 	CORSOrigins []string
+	// RateStore, when set, keeps the rate limits' counts where every
+	// instance sharing it sees them, in fixed one-minute windows; nil counts
+	// in this process's memory (a sliding window per instance).
+	RateStore RateStore
+	// RateFailOpen lets a request through unlimited, with a warning (at most
+	// one every 10 s), when RateStore fails; otherwise it gets a 503.
+	RateFailOpen bool
+	// RateTimeout bounds each RateStore call; 0 is min(DBTimeout, 2s).
+	RateTimeout time.Duration
+	// Now is the clock of RateStore's windows; nil is time.Now.
+	Now func() time.Time
 	// Metrics records requests and rate-limit rejections and serves
 	// /metrics; nil gets a registry of the server's own.
 	Metrics Recorder
@@ -78,6 +89,12 @@ func New(orgs Orgs, authn Auth, log *slog.Logger, opts Options) *Server {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = metrics.New()
+	}
+	if opts.RateTimeout <= 0 {
+		opts.RateTimeout = min(opts.DBTimeout, 2*time.Second)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	s := &Server{orgs: orgs, auth: authn, log: log, opts: opts, metrics: opts.Metrics, ips: clientIPs{trusted: opts.TrustedProxies}}
 	s.limits = s.newRateLimits()

@@ -1,7 +1,8 @@
-// Package mongostore implements org.Store over the official MongoDB driver.
-// It runs unchanged on MongoDB and on FerretDB, and depends on nothing either
-// lacks: no transactions, no $out, no dropTarget, no guarded update for
-// exclusion (names and leases are taken by inserts under unique keys).
+// Package mongostore implements org.Store, and the rate limits' shared
+// counts (RateLimits), over the official MongoDB driver. It runs unchanged on
+// MongoDB and on FerretDB, and depends on nothing either lacks: no
+// transactions, no $out, no dropTarget, no guarded update for exclusion
+// (names, leases and rate-limit slots are taken by inserts under unique keys).
 package mongostore
 
 import (
