@@ -84,6 +84,7 @@ func run(ctx context.Context) error {
 		return err
 	}
 	go dir.Run(ctx)
+	go dir.Follow(ctx, store)
 	orgs := org.NewService(store, dir, auth.Bcrypt{Cost: cfg.BcryptCost}, org.Config{
 		Strategy: org.Strategy(cfg.MigrationStrategy),
 		LeaseTTL: cfg.LeaseTTL,
@@ -96,6 +97,7 @@ func run(ctx context.Context) error {
 	}
 	mets := metrics.New()
 	orgs.SetObserver(mets) // before anything runs operations
+	mets.WatchDirectory(dir)
 	go orgs.RunReconciler(ctx, cfg.LeaseTTL, fullReconcileEvery)
 
 	trusted, err := cfg.TrustedPrefixes()

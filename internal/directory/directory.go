@@ -21,6 +21,7 @@ package directory
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -478,6 +479,33 @@ func (x index) find(byID map[string]*entry, key string, field func(*org.Organiza
 		}
 	}
 	return best
+}
+
+// Watcher pushes the change log's new entries as they are written: a
+// MongoDB change stream. WatchChanges returns an error wrapping
+// errors.ErrUnsupported where the server has none.
+type Watcher interface {
+	WatchChanges(ctx context.Context, notify func()) error
+}
+
+// Follow refreshes the directory as soon as w reports a new entry, instead
+// of at the next tick, until ctx is done; a broken stream is reopened. It
+// returns at once where the server has no change streams. The stream only
+// makes refreshes sooner: what the directory holds still comes from reading
+// the log by number, so a missed or repeated event can never make it wrong.
+func (d *Directory) Follow(ctx context.Context, w Watcher) {
+	for ctx.Err() == nil {
+		err := w.WatchChanges(ctx, d.Kick)
+		if errors.Is(err, errors.ErrUnsupported) {
+			d.log.Info("no change streams on this server; the directory polls the change log",
+				slog.Duration("every", max(d.cfg.Staleness/4, 5*time.Millisecond)))
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Start loads a Directory over src and keeps it current until ctx is done.

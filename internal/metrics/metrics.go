@@ -118,3 +118,28 @@ func (m *Metrics) Migrated(strategy org.Strategy, docs int64, took time.Duration
 	m.migrationDuration.WithLabelValues(s).Observe(took.Seconds())
 	m.migrationDocs.WithLabelValues(s).Add(float64(docs))
 }
+
+// Directory is what the metrics read of the in-memory organization directory.
+type Directory interface {
+	Len() int
+	Age() time.Duration
+	Reloads() int64
+}
+
+// WatchDirectory exports d's size, age and full reloads, read at each scrape.
+func (m *Metrics) WatchDirectory(d Directory) {
+	m.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "orgservice_directory_organizations",
+			Help: "Organizations held by the in-memory directory.",
+		}, func() float64 { return float64(d.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "orgservice_directory_age_seconds",
+			Help: "Time since the directory's last complete refresh started; past DIRECTORY_STALENESS lookups answer 503.",
+		}, func() float64 { return d.Age().Seconds() }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "orgservice_directory_reloads_total",
+			Help: "Full reloads of the directory (start-up, and after it could have missed change-log entries).",
+		}, func() float64 { return float64(d.Reloads()) }),
+	)
+}

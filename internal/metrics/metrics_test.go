@@ -51,3 +51,27 @@ func TestMetricsAreRecordedOnOwnRegistry(t *testing.T) {
 	}
 	assert.Contains(t, scrape(t, b), "orgservice_organizations_created_total 0")
 }
+
+// dirState stands in for the directory: three numbers it reports.
+type dirState struct {
+	n       int
+	age     time.Duration
+	reloads int64
+}
+
+func (d dirState) Len() int           { return d.n }
+func (d dirState) Age() time.Duration { return d.age }
+func (d dirState) Reloads() int64     { return d.reloads }
+
+func TestDirectoryIsExported(t *testing.T) {
+	m := metrics.New()
+	m.WatchDirectory(dirState{n: 42, age: 250 * time.Millisecond, reloads: 3})
+	text := scrape(t, m)
+	for _, want := range []string{
+		"orgservice_directory_organizations 42",
+		"orgservice_directory_age_seconds 0.25",
+		"orgservice_directory_reloads_total 3",
+	} {
+		assert.Contains(t, text, want)
+	}
+}

@@ -2,6 +2,8 @@ package mongostore
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -127,4 +129,24 @@ func (s *Store) LeasedOrgs(ctx context.Context) ([]string, error) {
 		ids[i] = d.ID
 	}
 	return ids, nil
+}
+
+// WatchChanges calls notify for every entry appended to the change log, as
+// a MongoDB change stream reports it, until ctx is done or the stream
+// breaks. It returns an error wrapping errors.ErrUnsupported when the
+// server has no change streams (a standalone server, FerretDB).
+func (s *Store) WatchChanges(ctx context.Context, notify func()) error {
+	pipeline := mongo.Pipeline{bson.D{{Key: "$match", Value: bson.D{{Key: "operationType", Value: "insert"}}}}}
+	cs, err := s.changes.Watch(ctx, pipeline)
+	if err != nil {
+		if mongo.IsNetworkError(err) || mongo.IsTimeout(err) || ctx.Err() != nil {
+			return mapErr(err, "watch change log")
+		}
+		return fmt.Errorf("watch change log: %w: %w", errors.ErrUnsupported, err)
+	}
+	defer cs.Close(context.WithoutCancel(ctx))
+	for cs.Next(ctx) {
+		notify()
+	}
+	return mapErr(cs.Err(), "watch change log")
 }
