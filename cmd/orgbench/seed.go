@@ -52,7 +52,8 @@ func (h *harness) poolOrg(name, slug, email string) poolOrg {
 
 // seedPool adds organizations from..to-1 of set. On a database of the
 // harness's own, the first is created through the API and the rest are
-// clones of its documents (see template); otherwise all go through the API.
+// clones of its documents (see template), after which the services are
+// restarted; otherwise all go through the API.
 func (h *harness) seedPool(ctx context.Context, t *target, set string, from, to int) ([]poolOrg, error) {
 	if h.cfg.URL != "" || t.db == nil || h.cfg.SeedAPI || to <= from {
 		return h.seedOrgs(ctx, t, set, from, to)
@@ -76,7 +77,20 @@ func (h *harness) seedPool(ctx context.Context, t *target, set string, from, to 
 		return nil, fmt.Errorf("seed %s: no template", set)
 	}
 	more, err := h.seedClones(ctx, t.db, tmpl, set, from, to)
-	return append(out, more...), err
+	if err != nil {
+		return nil, err
+	}
+	// The clones went into the database behind the services' backs: a
+	// service that keeps its organizations in memory loads them at start-up
+	// (and learns of its peers' writes, not of these). Restarted, every
+	// instance starts from what the database holds, as after a deployment.
+	if t.restart != nil && len(more) > 0 {
+		h.notef("restarting %s on the seeded database", t.name)
+		if err := t.restart(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return append(out, more...), nil
 }
 
 // seedOrgs creates organizations from..to-1 of set through the API, with as
@@ -106,7 +120,7 @@ func (h *harness) seedOrgs(ctx context.Context, t *target, set string, from, to 
 				}
 				i := from + k
 				name, email := h.orgName(set, i), h.orgEmail(set, i)
-				o, err := t.api.create(ctx, name, email, benchPassword)
+				o, err := t.api().create(ctx, name, email, benchPassword)
 				if err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("seed %s: %w", name, err); cancel() })
 					return
