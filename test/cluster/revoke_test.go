@@ -82,7 +82,7 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			after, ok := e.refusedAfter(b, token, done, bound()+5*time.Second)
+			after, ok := e.refusedAfter(t, b, token, done, bound()+5*time.Second)
 			switch {
 			case !ok:
 				t.Errorf("%s on instance %d: instance %d still accepts the old token %s later", kind, a, b, bound()+5*time.Second)
@@ -122,7 +122,7 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 // refusedAfter polls instance inst with token until it answers 401, at most
 // for limit after since. It returns how long after since the first 401
 // came, and checks that the next few answers stay 401.
-func (e *env) refusedAfter(inst int, token string, since time.Time, limit time.Duration) (time.Duration, bool) {
+func (e *env) refusedAfter(t *testing.T, inst int, token string, since time.Time, limit time.Duration) (time.Duration, bool) {
 	for time.Since(since) < limit {
 		p := e.c.probe(inst, token)
 		if p.status == http.StatusUnauthorized {
@@ -130,13 +130,13 @@ func (e *env) refusedAfter(inst int, token string, since time.Time, limit time.D
 			for range 3 {
 				time.Sleep(50 * time.Millisecond)
 				if p := e.c.probe(inst, token); p.status != http.StatusUnauthorized {
-					e.t.Errorf("instance %d refused a revoked token, then answered %s", inst, p)
+					t.Errorf("instance %d refused a revoked token, then answered %s", inst, p)
 				}
 			}
 			return after, true
 		}
 		if p.status != http.StatusBadRequest {
-			e.t.Errorf("probe of a token on instance %d: %s (want 400 while accepted, 401 once refused)", inst, p)
+			t.Errorf("probe of a token on instance %d: %s (want 400 while accepted, 401 once refused)", inst, p)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
