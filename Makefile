@@ -37,6 +37,10 @@ fmt: ## Format every Go file in place
 test-crash: ## Black-box test: SIGKILL the binary during copy renames of 100,000 documents (~3 min)
 	cd test/crash && $(GO) test -tags crash -count=1 -v -timeout 10m .
 
+.PHONY: test-cluster
+test-cluster: ## Black-box test: three service processes on one database under mixed concurrent traffic (~1 min)
+	cd test/cluster && $(GO) test -tags cluster -count=1 -v -timeout 5m .
+
 .PHONY: test-ui
 test-ui: ## Drive Swagger UI in headless Chromium through every operation (needs node and chromium)
 	bash test/ui/run.sh

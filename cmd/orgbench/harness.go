@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -31,16 +32,30 @@ type harness struct {
 
 	templates map[string]*template // per organization set, for seeding by cloning
 	rep       report
+
+	instances int    // service processes per target in the current pass
+	suffix    string // of the current pass's row names: "" for one instance, "@N" for N
 }
 
-// target is one service under load: its API, its process (nil when unknown)
-// and its database (nil when the harness has no database address).
+// target is one service under load, run as one or more instances on one
+// database: their APIs, their processes (none when unknown) and the
+// database (nil when the harness has no database address).
 type target struct {
-	name string
-	api  *apiClient
-	proc *proc
-	db   *mongo.Database
-	stop func()
+	name  string
+	apis  []*apiClient
+	procs []*proc
+	db    *mongo.Database
+	next  atomic.Uint64 // round robin over apis
+	stop  func()
+}
+
+// api returns the instance to send the next request to: each in turn, as a
+// round-robin load balancer would.
+func (t *target) api() *apiClient {
+	if len(t.apis) == 1 {
+		return t.apis[0]
+	}
+	return t.apis[(t.next.Add(1)-1)%uint64(len(t.apis))]
 }
 
 func newHarness(cfg config, out, errw io.Writer) *harness {
@@ -50,9 +65,21 @@ func newHarness(cfg config, out, errw io.Writer) *harness {
 	_, _ = rand.Read(s)
 	return &harness{
 		cfg: cfg, out: out, errw: errw, runID: hex.EncodeToString(b), secret: hex.EncodeToString(s),
-		templates: map[string]*template{},
+		templates: map[string]*template{}, instances: 1,
 	}
 }
+
+// setInstances starts a pass of the scenario groups with n service
+// processes per target.
+func (h *harness) setInstances(n int) {
+	h.instances, h.suffix = n, ""
+	if n > 1 {
+		h.suffix = "@" + strconv.Itoa(n)
+	}
+}
+
+// label is the name of a row or ratio in the current pass.
+func (h *harness) label(name string) string { return name + h.suffix }
 
 // setUp builds the binaries and starts the database, as the mode needs.
 func (h *harness) setUp(ctx context.Context) error {
@@ -110,18 +137,20 @@ func (h *harness) tearDown() {
 }
 
 // newTarget starts a service named name on database dbName (dropped first
-// when fresh) with env added to the harness's defaults; with -url it returns
-// the running server instead.
+// when fresh) with env added to the harness's defaults, as many instances
+// as the pass has (named name-1 … name-N when more than one), each with its
+// own port and data directory; with -url it returns the running server
+// instead.
 func (h *harness) newTarget(ctx context.Context, name, dbName string, fresh bool, env ...string) (*target, error) {
 	if h.cfg.URL != "" {
-		t := &target{name: "server", api: newAPIClient(h.cfg.URL, h.cfg.Clients)}
+		t := &target{name: "server", apis: []*apiClient{newAPIClient(h.cfg.URL, h.cfg.Clients)}}
 		if h.cfg.PID > 0 {
-			t.proc = &proc{name: "server", pid: h.cfg.PID}
+			t.procs = []*proc{{name: "server", pid: h.cfg.PID}}
 		}
 		if h.mongo != nil {
 			t.db = h.mongo.Database(h.cfg.DBName)
 		}
-		t.stop = t.api.close
+		t.stop = t.apis[0].close
 		return t, nil
 	}
 	base := []string{
@@ -144,14 +173,39 @@ func (h *harness) newTarget(ctx context.Context, name, dbName string, fresh bool
 			return nil, fmt.Errorf("drop database %s: %w", dbName, err)
 		}
 	}
-	env = append(env, h.cfg.ServiceEnv...)
-	p, url, err := startService(ctx, name, h.svcBin, h.dir, append(base, env...))
-	if err != nil {
+	env = append(append(base, env...), h.cfg.ServiceEnv...)
+	names := []string{name}
+	if h.instances > 1 {
+		names = names[:0]
+		for i := range h.instances {
+			names = append(names, fmt.Sprintf("%s-%d", name, i+1))
+		}
+	}
+	t := &target{name: name, db: db}
+	startAll := func(ctx context.Context) error {
+		for _, n := range names {
+			p, url, err := startService(ctx, n, h.svcBin, h.dir, env)
+			if err != nil {
+				return err
+			}
+			h.notef("service %s (pid %d) at %s on database %s %v", n, p.pid, url, dbName, env[len(base):])
+			t.procs = append(t.procs, p)
+			t.apis = append(t.apis, newAPIClient(url, h.cfg.Clients))
+		}
+		return nil
+	}
+	stopAll := func() {
+		for i, p := range t.procs {
+			t.apis[i].close()
+			p.stop()
+		}
+		t.procs, t.apis = nil, nil
+	}
+	t.stop = stopAll
+	if err := startAll(ctx); err != nil {
+		stopAll()
 		return nil, err
 	}
-	h.notef("service %s (pid %d) at %s on database %s %v", name, p.pid, url, dbName, env)
-	t := &target{name: name, api: newAPIClient(url, h.cfg.Clients), proc: p, db: db}
-	t.stop = func() { t.api.close(); p.stop() }
 	return t, nil
 }
 

@@ -33,18 +33,18 @@ func (h *harness) loginScenarios(ctx context.Context) error {
 
 	clients, pw := h.cfg.Clients, []byte(benchPassword)
 	rows, err := h.measure(ctx, h.cfg.Rounds, h.cfg.Warmup, h.cfg.Duration,
-		phase{name: "bcrypt-ceiling", clients: clients, seq: &sequence{},
+		phase{name: h.label("bcrypt-ceiling"), clients: clients, seq: &sequence{},
 			fn: func(context.Context, int, int64) error { return bcrypt.CompareHashAndPassword(hash, pw) }},
-		phase{name: "login", svc: t.proc, clients: clients, seq: &sequence{},
+		phase{name: h.label("login"), svcs: t.procs, clients: clients, seq: &sequence{},
 			fn: func(ctx context.Context, _ int, i int64) error {
-				return t.api.loginRaw(ctx, pool[i%int64(len(pool))].login)
+				return t.api().loginRaw(ctx, pool[i%int64(len(pool))].login)
 			}},
 	)
 	if err != nil {
 		return err
 	}
-	h.annotate("login", len(pool), 0, "bcrypt-ceiling")
-	h.rep.setRatio("login_vs_bcrypt", rows[1].OpsPerSec, rows[0].OpsPerSec, 0.9, true)
+	h.annotate(h.label("login"), len(pool), 0, h.label("bcrypt-ceiling"))
+	h.rep.setRatio(h.label("login_vs_bcrypt"), rows[1].OpsPerSec, rows[0].OpsPerSec, 0.9, true)
 	return nil
 }
 

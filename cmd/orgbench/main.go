@@ -11,7 +11,9 @@
 // FerretDB as a process of its own and the service binary on it. -mongo uses
 // a running database instead; -url targets any running server with the same
 // API (with -mongo for the ceilings and the seeding it needs, and -pid for
-// its CPU and memory). See docs/benchmarks.md.
+// its CPU and memory). -instances runs the get and login groups again with
+// several service processes on the one database, the load spread over them
+// as a load balancer would. See docs/benchmarks.md.
 package main
 
 import (
@@ -65,6 +67,7 @@ type config struct {
 	Keep            bool
 
 	Clients   int
+	Instances []int // service processes per scenario group, a pass of the groups for each
 	Orgs      int
 	Scale     []int
 	Docs      []int
@@ -97,6 +100,7 @@ func (c config) want(group string) bool { return len(c.Only) == 0 || slices.Cont
 // preset is the size of a run: the full one, or -quick.
 type preset struct {
 	orgs              int
+	instances         []int
 	scale, docs       []int
 	maxDocs, renames  int
 	duration, warmup  time.Duration
@@ -104,8 +108,8 @@ type preset struct {
 }
 
 var (
-	full  = preset{orgs: 1000, scale: []int{1000, 10000}, docs: []int{1000, 10000, 100000, 1000000}, maxDocs: 1000000, renames: 5, duration: 10 * time.Second, warmup: 2 * time.Second, rounds: 3, loginCost: 12}
-	quick = preset{orgs: 300, scale: []int{300, 1000}, docs: []int{1000, 10000, 100000}, maxDocs: 100000, renames: 3, duration: 3 * time.Second, warmup: time.Second, rounds: 2, loginCost: 10}
+	full  = preset{orgs: 1000, instances: []int{1, 3}, scale: []int{1000, 10000}, docs: []int{1000, 10000, 100000, 1000000}, maxDocs: 1000000, renames: 5, duration: 10 * time.Second, warmup: 2 * time.Second, rounds: 3, loginCost: 12}
+	quick = preset{orgs: 300, instances: []int{1}, scale: []int{300, 1000}, docs: []int{1000, 10000, 100000}, maxDocs: 100000, renames: 3, duration: 3 * time.Second, warmup: time.Second, rounds: 2, loginCost: 10}
 )
 
 func parseFlags(args []string, errw io.Writer) (config, error) {
@@ -135,6 +139,7 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 	fs.BoolVar(&c.SeedAPI, "seed-api", false, "seed the get and scale pools through the API only (default: one through the API, the rest cloned from its documents)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the work directory (database files, service logs)")
 	fs.IntVar(&c.Clients, "clients", 32, "concurrent clients")
+	instances := fs.String("instances", ints(full.instances), "service processes on the one database, the load spread over them: a pass of the get and login groups for each N (rows of N > 1 named <row>@N)")
 	fs.IntVar(&c.Orgs, "orgs", full.orgs, "organizations in the get pool")
 	scale := fs.String("scale", ints(full.scale), "organization counts T of the scale-T scenarios")
 	docs := fs.String("docs", ints(full.docs), "document counts D of the rename-D scenarios")
@@ -155,6 +160,7 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 				fn()
 			}
 		}
+		apply("instances", func() { *instances = ints(quick.instances) })
 		apply("orgs", func() { c.Orgs = quick.orgs })
 		apply("scale", func() { *scale = ints(quick.scale) })
 		apply("docs", func() { *docs = ints(quick.docs) })
@@ -172,8 +178,16 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 	if c.Docs, err = parseInts(*docs); err != nil {
 		return c, fmt.Errorf("-docs: %w", err)
 	}
+	if c.URL != "" && !set["instances"] { // one running server
+		*instances = "1"
+	}
+	if c.Instances, err = parseInts(*instances); err != nil {
+		return c, fmt.Errorf("-instances: %w", err)
+	}
 	slices.Sort(c.Scale)
 	slices.Sort(c.Docs)
+	slices.Sort(c.Instances)
+	c.Instances = slices.Compact(c.Instances)
 	if *only != "" {
 		c.Only = strings.Split(*only, ",")
 		for _, g := range c.Only {
@@ -197,6 +211,10 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 		return c, errors.New("-docs has no value up to -max-docs")
 	case c.PID != 0 && c.URL == "":
 		return c, errors.New("-pid needs -url")
+	case len(c.Instances) == 0:
+		return c, errors.New("-instances needs at least one N")
+	case c.URL != "" && !slices.Equal(c.Instances, []int{1}):
+		return c, errors.New("-instances other than 1 needs the harness to start the services (no -url)")
 	}
 	return c, nil
 }
@@ -236,16 +254,26 @@ func run(ctx context.Context, cfg config, out, errw io.Writer) error {
 	scenarios := map[string]func(context.Context) error{
 		"get": h.getScenarios, "login": h.loginScenarios, "rename": h.renameScenarios,
 	}
-	for _, g := range groups {
-		if !cfg.want(g) {
-			continue
+	for _, n := range cfg.Instances {
+		h.setInstances(n)
+		for _, g := range groups {
+			if !cfg.want(g) {
+				continue
+			}
+			if g == "rename" && n > 1 {
+				// One rename at a time by one client: more instances change
+				// nothing but which process answers.
+				h.rep.notes = append(h.rep.notes, fmt.Sprintf("rename-D@%d: not measured (one rename at a time; measured with one instance)", n))
+				continue
+			}
+			t0 := time.Now()
+			if err := scenarios[g](ctx); err != nil {
+				return fmt.Errorf("%s%s: %w", g, h.suffix, err)
+			}
+			h.notef("%s%s scenarios took %s", g, h.suffix, time.Since(t0).Round(time.Second))
 		}
-		t0 := time.Now()
-		if err := scenarios[g](ctx); err != nil {
-			return fmt.Errorf("%s: %w", g, err)
-		}
-		h.notef("%s scenarios took %s", g, time.Since(t0).Round(time.Second))
 	}
+	h.checkTargets()
 	h.printSummary()
 	fmt.Fprintf(out, "\nran in %s\n", time.Since(began).Round(time.Second))
 	if cfg.JSON == "" {

@@ -7,11 +7,12 @@ import (
 	"time"
 )
 
-// phase is one scenario to measure: its row, the service that serves it
-// (nil for a ceiling, which bypasses the service) and its operation.
+// phase is one scenario to measure: its row, the service processes that
+// serve it (none for a ceiling, which bypasses the service) and its
+// operation.
 type phase struct {
 	name    string
-	svc     *proc
+	svcs    []*proc
 	clients int
 	maxOps  int64 // 0: as many as fit in the duration
 	seq     *sequence
@@ -48,12 +49,12 @@ func (h *harness) measure(ctx context.Context, rounds int, warmup, d time.Durati
 			if maxOps > 0 {
 				maxOps = max(0, maxOps-int64(t.ops))
 			}
-			if p.svc != nil {
-				_ = resetPeakRSS(p.svc.pid)
+			for _, svc := range p.svcs {
+				_ = resetPeakRSS(svc.pid)
 			}
-			u0 := h.usage(p.svc)
+			u0 := h.usage(p.svcs)
 			res := runLoad(ctx, p.clients, d/time.Duration(rounds), maxOps, p.seq, p.fn)
-			u1 := h.usage(p.svc)
+			u1 := h.usage(p.svcs)
 			t.ops += res.ops
 			t.errors += res.errors
 			t.elapsed += res.elapsed
@@ -65,13 +66,13 @@ func (h *harness) measure(ctx context.Context, rounds int, warmup, d time.Durati
 			t.dbCPU += u1.db - u0.db
 			t.svcOK = t.svcOK && u0.svcOK && u1.svcOK
 			t.dbOK = t.dbOK && u0.dbOK && u1.dbOK
-			if p.svc != nil {
-				if b, err := peakRSS(p.svc.pid); err == nil {
+			for _, svc := range p.svcs { // the largest process's peak
+				if b, err := peakRSS(svc.pid); err == nil {
 					t.peak = max(t.peak, b)
 				}
-			}
-			if err := p.svc.alive(); err != nil {
-				return nil, err
+				if err := svc.alive(); err != nil {
+					return nil, err
+				}
 			}
 			if err := h.dbProc.alive(); err != nil {
 				return nil, err
@@ -101,11 +102,12 @@ func (h *harness) toRow(p phase, t *tally) row {
 		P99:       round(percentile(t.lat, 0.99), 2),
 		Errors:    t.errors,
 		Clients:   p.clients,
+		Instances: len(p.svcs),
 	}
 	perOp := func(d time.Duration) *float64 {
 		return ptr(round(float64(d)/float64(time.Microsecond)/float64(t.ops), 0))
 	}
-	if t.ops > 0 && p.svc != nil && t.svcOK {
+	if t.ops > 0 && len(p.svcs) > 0 && t.svcOK {
 		r.CPUPerOp = perOp(t.svcCPU)
 	}
 	if t.ops > 0 && h.dbProc != nil && t.dbOK {
@@ -132,18 +134,21 @@ func roundOps(v float64) float64 {
 	return 0
 }
 
-// usage is the CPU time of the service and the database at one moment.
+// usage is the CPU time of the service (its processes summed) and of the
+// database at one moment.
 type usage struct {
 	svc, db     time.Duration
 	svcOK, dbOK bool
 }
 
-func (h *harness) usage(svc *proc) usage {
+func (h *harness) usage(svcs []*proc) usage {
 	var u usage
 	var err error
-	if svc != nil {
-		u.svc, err = cpuTime(svc.pid)
-		u.svcOK = err == nil
+	u.svcOK = len(svcs) > 0
+	for _, svc := range svcs {
+		d, err := cpuTime(svc.pid)
+		u.svc += d
+		u.svcOK = u.svcOK && err == nil
 	}
 	if h.dbProc != nil {
 		u.db, err = cpuTime(h.dbProc.pid)

@@ -53,11 +53,11 @@ func goTool() string {
 }
 
 // start runs bin with args and env (added to a minimal environment, so that
-// nothing of the caller's configuration leaks in), its output going to a log
-// file in dir. It runs in dir, where no .env file is.
+// nothing of the caller's configuration leaks in), its output going to the
+// log file dir/name.log. It runs in dir, where no .env file is.
 func start(name, bin, dir string, args []string, env []string) (*proc, io.ReadCloser, error) {
 	logPath := filepath.Join(dir, name+".log")
-	logf, err := os.Create(logPath)
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644) // a restart appends
 	if err != nil {
 		return nil, nil, err
 	}

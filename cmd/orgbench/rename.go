@@ -39,11 +39,11 @@ func (h *harness) renameScenarios(ctx context.Context) error {
 	first := strategies[0].t
 	names := [2]string{h.orgName("rename", 0), h.orgName("rename", 1)}
 	email := h.orgEmail("rename", 0)
-	cur, err := first.api.create(ctx, names[0], email, benchPassword)
+	cur, err := first.api().create(ctx, names[0], email, benchPassword)
 	if err != nil {
 		return err
 	}
-	token, err := first.api.login(ctx, email, benchPassword)
+	token, err := first.api().login(ctx, email, benchPassword)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (h *harness) renameScenarios(ctx context.Context) error {
 		if cur.Name == names[0] {
 			next = names[1]
 		}
-		o, err := t.api.rename(ctx, token, next)
+		o, err := t.api().rename(ctx, token, next)
 		var se *statusError
 		if err != nil && !errors.As(err, &se) && ctx.Err() == nil {
 			// No answer (a server's write timeout cuts a long copy off): the
@@ -79,7 +79,7 @@ func (h *harness) renameScenarios(ctx context.Context) error {
 				}
 			}
 			name := fmt.Sprintf("rename-%d/%s", d, s.name)
-			_, err := h.measure(ctx, 1, 0, h.cfg.Duration, phase{name: name, svc: s.t.proc, clients: 1,
+			_, err := h.measure(ctx, 1, 0, h.cfg.Duration, phase{name: name, svcs: s.t.procs, clients: 1,
 				maxOps: int64(h.cfg.Renames), seq: &sequence{},
 				fn: func(ctx context.Context, _ int, _ int64) error { return renameOnce(ctx, s.t) }})
 			if err != nil {
@@ -109,7 +109,7 @@ func (h *harness) renameScenarios(ctx context.Context) error {
 // row counts it; the note says how it ended.
 func (h *harness) awaitRename(ctx context.Context, t *target, name string, cause error) (orgInfo, error) {
 	for {
-		o, err := t.api.getOrg(ctx, getPath(name))
+		o, err := t.api().getOrg(ctx, getPath(name))
 		if err == nil && o.CollectionName == "org_"+name {
 			h.rep.notes = append(h.rep.notes, fmt.Sprintf(
 				"a rename to %s got no answer (%v) and completed later, detached; its time is until it showed", name, cause))

@@ -28,14 +28,16 @@ type row struct {
 
 	Ops        int      `json:"ops"`
 	Clients    int      `json:"clients"`
-	PeakRSSMB  *float64 `json:"peak_rss_mb"`                // the service's peak resident memory in the phase
+	Instances  int      `json:"instances,omitempty"`        // service processes the load was spread over
+	PeakRSSMB  *float64 `json:"peak_rss_mb"`                // the service's peak resident memory in the phase (the largest instance's)
 	DBCPUPerOp *float64 `json:"db_cpu_us_per_op,omitempty"` // the database process's CPU per request, when the harness runs it
 	Orgs       int      `json:"orgs,omitempty"`             // organizations in the database when the phase began
 	Docs       int      `json:"docs,omitempty"`             // documents in the renamed collection
 	Baseline   string   `json:"baseline,omitempty"`         // the row that bounds this one
 }
 
-// ratio is a scenario's throughput or time over its bound's.
+// ratio is a scenario's throughput or time over its bound's; as a check,
+// one value of a row against an absolute target.
 type ratio struct {
 	key    string
 	value  *float64
@@ -43,10 +45,11 @@ type ratio struct {
 	met    *bool
 }
 
-// report is every row and ratio of a run, with where it ran.
+// report is every row, ratio and check of a run, with where it ran.
 type report struct {
 	rows   []row
 	ratios []ratio
+	checks []ratio
 	notes  []string
 }
 
@@ -86,9 +89,88 @@ func (r *report) setRatio(key string, num, den float64, bound float64, atLeast b
 	r.ratios = append(r.ratios, rt)
 }
 
-// The three ratios of the issue are always present in the JSON (null when
-// not measured).
-var requiredRatios = []string{"get_vs_ceiling", "login_vs_bcrypt", "rename_large_vs_small"}
+// requiredRatios are always present in the JSON (null when not measured):
+// the three of the first issue and get_vs_ceiling_at_T for every T of
+// -scale, in every pass of -instances.
+func (h *harness) requiredRatios() []string {
+	var out []string
+	for _, n := range h.cfg.Instances {
+		suffix := ""
+		if n > 1 {
+			suffix = "@" + strconv.Itoa(n)
+		}
+		keys := []string{"get_vs_ceiling", "login_vs_bcrypt"}
+		if n == 1 {
+			keys = append(keys, "rename_large_vs_small")
+		}
+		for _, t := range h.cfg.Scale {
+			keys = append(keys, "get_vs_ceiling_at_"+strconv.Itoa(t))
+		}
+		for _, k := range keys {
+			out = append(out, k+suffix)
+		}
+	}
+	return out
+}
+
+// setCheck records value v of a row against target; ok says whether it is
+// met. A nil v is "not measured".
+func (r *report) setCheck(key string, v *float64, target string, ok func(float64) bool) {
+	c := ratio{key: key, target: target}
+	if v != nil {
+		met := ok(*v)
+		c.value, c.met = v, &met
+	}
+	r.checks = append(r.checks, c)
+}
+
+// Issue 8's absolute targets, at 1,000 and 10,000 organizations.
+const (
+	targetGetOps    = 2000 // GET ops/s, at least
+	targetGetP99    = 50   // GET p99 in ms, at most
+	targetPeakRSSMB = 96   // the service's peak RSS at 10,000 organizations, at most
+)
+
+// checkTargets records issue 8's absolute targets in every pass: GET
+// throughput and p99 at 1,000 and at 10,000 organizations, create among
+// 10,000 with zero errors (its p50 reported: what bounds it is for the
+// docs), and the service's peak RSS at 10,000. A row the run did not
+// measure (-scale without that T, -only) is "not measured".
+func (h *harness) checkTargets() {
+	if !h.cfg.want("get") {
+		return
+	}
+	defer h.setInstances(h.instances)
+	for _, n := range h.cfg.Instances {
+		h.setInstances(n)
+		value := func(name string, f func(row) float64) *float64 {
+			if r, ok := h.rep.row(h.label(name)); ok {
+				return ptr(f(r))
+			}
+			return nil
+		}
+		atLeast := func(b float64) func(float64) bool { return func(v float64) bool { return v >= b } }
+		atMost := func(b float64) func(float64) bool { return func(v float64) bool { return v <= b } }
+		for _, t := range []int{1000, 10000} {
+			get := fmt.Sprintf("scale-%d-get", t)
+			h.rep.setCheck(h.label(get)+" ops/s", value(get, func(r row) float64 { return r.OpsPerSec }),
+				fmt.Sprintf(">= %d", targetGetOps), atLeast(targetGetOps))
+			h.rep.setCheck(h.label(get)+" p99 ms", value(get, func(r row) float64 { return r.P99 }),
+				fmt.Sprintf("<= %d", targetGetP99), atMost(targetGetP99))
+		}
+		create := "scale-10000-create"
+		h.rep.setCheck(h.label(create)+" errors", value(create, func(r row) float64 { return float64(r.Errors) }), "= 0", atMost(0))
+		h.rep.setCheck(h.label(create)+" p50 ms", value(create, func(r row) float64 { return r.P50 }), "reported",
+			func(float64) bool { return true })
+		var peak *float64
+		for _, name := range []string{"scale-10000-get", "scale-10000-create"} {
+			if r, ok := h.rep.row(h.label(name)); ok && r.PeakRSSMB != nil && (peak == nil || *r.PeakRSSMB > *peak) {
+				peak = ptr(*r.PeakRSSMB)
+			}
+		}
+		h.rep.setCheck(h.label("scale-10000")+" peak RSS MB", peak, fmt.Sprintf("<= %d", targetPeakRSSMB), atMost(targetPeakRSSMB))
+	}
+}
 
 func (h *harness) printHeader() {
 	fmt.Fprintf(h.out, "%-28s %10s %9s %9s %9s %7s %10s %10s %8s\n",
@@ -120,18 +202,27 @@ func (h *harness) printSummary() {
 	_ = tw.Flush()
 	fmt.Fprintln(h.out)
 	for _, rt := range h.rep.ratios {
-		verdict := "not measured"
-		if rt.met != nil {
-			verdict = "MISSED"
-			if *rt.met {
-				verdict = "ok"
-			}
-		}
-		fmt.Fprintf(h.out, "%-28s %8s   target %-7s %s\n", rt.key, num(rt.value, 3), rt.target, verdict)
+		fmt.Fprintf(h.out, "%-32s %10s   target %-8s %s\n", rt.key, num(rt.value, 3), rt.target, rt.verdict())
+	}
+	if len(h.rep.checks) > 0 {
+		fmt.Fprintln(h.out)
+	}
+	for _, c := range h.rep.checks {
+		fmt.Fprintf(h.out, "%-32s %10s   target %-8s %s\n", c.key, num(c.value, 1), c.target, c.verdict())
 	}
 	for _, n := range h.rep.notes {
 		fmt.Fprintln(h.out, "note:", n)
 	}
+}
+
+func (rt ratio) verdict() string {
+	switch {
+	case rt.met == nil:
+		return "not measured"
+	case *rt.met:
+		return "ok"
+	}
+	return "MISSED"
 }
 
 // machine describes where the run happened.
@@ -216,6 +307,7 @@ type jsonReport struct {
 	Scenarios []row               `json:"scenarios"`
 	Ratios    map[string]*float64 `json:"ratios"`
 	Targets   map[string]string   `json:"targets"`
+	Checks    []checkJSON         `json:"checks"` // issue 8's absolute targets on rows
 	Machine   machine             `json:"machine"`
 	Commit    string              `json:"commit"`
 	Dirty     bool                `json:"dirty"` // tracked files differed from the commit
@@ -224,10 +316,19 @@ type jsonReport struct {
 	Notes     []string            `json:"notes,omitempty"`
 }
 
+// checkJSON is one check of the -json file.
+type checkJSON struct {
+	Key    string   `json:"key"`
+	Value  *float64 `json:"value"`
+	Target string   `json:"target"`
+	Met    *bool    `json:"met"`
+}
+
 // settings are the knobs of the run that shape its numbers.
 type settings struct {
 	Quick          bool    `json:"quick"`
 	Clients        int     `json:"clients"`
+	Instances      []int   `json:"instances"`
 	Orgs           int     `json:"orgs"`
 	Scale          []int   `json:"scale"`
 	Docs           []int   `json:"docs"`
@@ -246,7 +347,7 @@ func (h *harness) writeJSON(ctx context.Context, w io.Writer, at time.Time) erro
 		Machine:   h.machine(),
 		Date:      at.UTC().Format(time.RFC3339),
 		Settings: settings{
-			Quick: h.cfg.Quick, Clients: h.cfg.Clients, Orgs: h.cfg.Orgs, Scale: h.cfg.Scale, Docs: h.cfg.docs(),
+			Quick: h.cfg.Quick, Clients: h.cfg.Clients, Instances: h.cfg.Instances, Orgs: h.cfg.Orgs, Scale: h.cfg.Scale, Docs: h.cfg.docs(),
 			DurationSec: h.cfg.Duration.Seconds(), WarmupSec: h.cfg.Warmup.Seconds(),
 			LoginCost: h.cfg.LoginCost, PoolCost: 4, ServiceLogging: h.cfg.ServiceLogLevel,
 		},
@@ -256,12 +357,16 @@ func (h *harness) writeJSON(ctx context.Context, w io.Writer, at time.Time) erro
 	if jr.Scenarios == nil {
 		jr.Scenarios = []row{}
 	}
-	for _, k := range requiredRatios {
+	for _, k := range h.requiredRatios() {
 		jr.Ratios[k] = nil
 	}
 	for _, rt := range h.rep.ratios {
 		jr.Ratios[rt.key] = rt.value
 		jr.Targets[rt.key] = rt.target
+	}
+	jr.Checks = []checkJSON{}
+	for _, c := range h.rep.checks {
+		jr.Checks = append(jr.Checks, checkJSON{Key: c.key, Value: c.value, Target: c.target, Met: c.met})
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -52,7 +52,8 @@ func (h *harness) poolOrg(name, slug, email string) poolOrg {
 
 // seedPool adds organizations from..to-1 of set. On a database of the
 // harness's own, the first is created through the API and the rest are
-// clones of its documents (see template); otherwise all go through the API.
+// clones of its documents (see template), announced in the change log as
+// the service announces its own writes; otherwise all go through the API.
 func (h *harness) seedPool(ctx context.Context, t *target, set string, from, to int) ([]poolOrg, error) {
 	if h.cfg.URL != "" || t.db == nil || h.cfg.SeedAPI || to <= from {
 		return h.seedOrgs(ctx, t, set, from, to)
@@ -82,15 +83,17 @@ func (h *harness) seedPool(ctx context.Context, t *target, set string, from, to 
 	if len(more) == 0 {
 		return out, nil
 	}
-	// The clones were announced in the change log: wait until the service's
-	// directory has read them all (the log is read in order, so the last).
+	// The clones were announced in the change log: wait until the services'
+	// directories have read them all (the log is read in order, so the last).
 	last := more[len(more)-1]
 	deadline := time.Now().Add(5 * time.Minute)
-	for t.api.get(ctx, last.getPath) != nil {
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("seed %s: the service never saw %s", set, last.name)
+	for _, api := range t.apis {
+		for api.get(ctx, last.getPath) != nil {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return nil, fmt.Errorf("seed %s: the service never saw %s", set, last.name)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	return append(out, more...), nil
 }
@@ -122,7 +125,7 @@ func (h *harness) seedOrgs(ctx context.Context, t *target, set string, from, to 
 				}
 				i := from + k
 				name, email := h.orgName(set, i), h.orgEmail(set, i)
-				o, err := t.api.create(ctx, name, email, benchPassword)
+				o, err := t.api().create(ctx, name, email, benchPassword)
 				if err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("seed %s: %w", name, err); cancel() })
 					return

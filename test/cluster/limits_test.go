@@ -1,0 +1,78 @@
+//go:build cluster
+
+package cluster
+
+import (
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+)
+
+// burst is how many concurrent logins each limit gets, spread evenly over
+// the instances.
+const burst = 30
+
+// limitResult is what the login bursts were answered.
+type limitResult struct {
+	email []answer // one email, each login from its own address
+	ip    []answer // one address, each login with its own unknown email
+	at    time.Time
+}
+
+// limitBurst sends, all at once and spread over the instances, burst
+// logins for the limit organization's email (each from another client
+// address, so that only the per-email limit applies) and burst logins from
+// one client address (each for another unknown email, so that only the
+// per-IP limit applies). It runs within one minute of the clock: the
+// limiter's windows are minutes, and a burst across a boundary would
+// rightly let more through.
+func (e *env) limitBurst() limitResult {
+	now := time.Now()
+	if left := now.Truncate(time.Minute).Add(time.Minute).Sub(now); left < 10*time.Second {
+		time.Sleep(left + 200*time.Millisecond)
+	}
+	ip := e.c.nextIP()
+	var fns []func() answer
+	for i := range burst {
+		fns = append(fns, func() answer { return e.c.login(i%instances, e.limitOrg.email, password) })
+	}
+	for i := range burst {
+		fns = append(fns, func() answer {
+			return e.c.loginFrom(i%instances, fmt.Sprintf("nobody%02d@cluster.test", i), password, ip)
+		})
+	}
+	at := time.Now()
+	as := race(fns...)
+	return limitResult{email: as[:burst], ip: as[burst:], at: at}
+}
+
+// checkLimits: of each burst exactly LOGIN_RATE_PER_MIN reached the login
+// (a 200 for the right password, a 401 for an unknown email) and the rest
+// were 429, whichever instance each went to: the instances share one count.
+func (e *env) checkLimits(t *testing.T, r limitResult) {
+	t.Logf("bursts sent at %s", r.at.Format("15:04:05.000"))
+	for _, c := range []struct {
+		what   string
+		as     []answer
+		passed int // the status of a login that got through
+	}{
+		{"one email from " + fmt.Sprint(burst) + " addresses (per-email limit)", r.email, http.StatusOK},
+		{"one address for " + fmt.Sprint(burst) + " emails (per-IP limit)", r.ip, http.StatusUnauthorized},
+	} {
+		through := count(c.as, c.passed)
+		limited := count(c.as, http.StatusTooManyRequests)
+		assert.Equal(t, len(c.as), through+limited, "%s: every answer is %d or 429: %v", c.what, c.passed, c.as)
+		assert.Equal(t, loginLimit, through,
+			"%s: %d logins got through %d instances, want exactly %d (the instances must share one count: RATE_LIMIT_STORE=database)",
+			c.what, through, instances, loginLimit)
+		for _, a := range c.as {
+			if a.status == http.StatusTooManyRequests && a.header.Get("Retry-After") == "" {
+				t.Errorf("%s: a 429 without Retry-After: %s", c.what, a)
+				break
+			}
+		}
+	}
+}
