@@ -79,12 +79,20 @@ func run(ctx context.Context) error {
 		return err
 	}
 
-	dir := directory.New(store, directory.Config{Staleness: cfg.DirectoryStaleness, Lingering: cfg.LeaseTTL}, log)
+	// The directory reads over connections of its own, so that its
+	// refreshes never queue behind the requests' database work.
+	dirClient, err := mongostore.Connect(uri, cfg.DBTimeout)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = dirClient.Disconnect(context.WithoutCancel(ctx)) }()
+	dirSource := mongostore.New(dirClient.Database(cfg.MongoDBName), 0)
+	dir := directory.New(dirSource, directory.Config{Staleness: cfg.DirectoryStaleness, Lingering: cfg.LeaseTTL}, log)
 	if err := untilReachable(ctx, log, dir.Load); err != nil {
 		return err
 	}
 	go dir.Run(ctx)
-	go dir.Follow(ctx, store)
+	go dir.Follow(ctx, dirSource)
 	orgs := org.NewService(store, dir, auth.Bcrypt{Cost: cfg.BcryptCost}, org.Config{
 		Strategy: org.Strategy(cfg.MigrationStrategy),
 		LeaseTTL: cfg.LeaseTTL,

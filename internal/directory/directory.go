@@ -53,6 +53,8 @@ type Config struct {
 	// Staleness bounds how old the directory may be: other instances'
 	// writes show within it, and past it reads fail with KindUnavailable.
 	Staleness time.Duration
+	// Every is how often it refreshes: a quarter of Staleness unless set.
+	Every time.Duration
 	// Retention is how long change-log entries are kept. A directory cut off
 	// from the log for half of it reloads everything instead of tailing.
 	Retention time.Duration
@@ -64,6 +66,9 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	if c.Staleness <= 0 {
 		c.Staleness = time.Second
+	}
+	if c.Every <= 0 {
+		c.Every = max(c.Staleness/4, 5*time.Millisecond)
 	}
 	if c.Retention <= 0 {
 		c.Retention = 10 * time.Minute
@@ -321,11 +326,11 @@ func (d *Directory) Load(ctx context.Context) error {
 	return nil
 }
 
-// Run keeps the directory current until ctx is done: a refresh every quarter
-// of the staleness bound, or at once when kicked, and a pruning of the
+// Run keeps the directory current until ctx is done: a refresh every
+// Config.Every, or at once when kicked, and a pruning of the
 // change log every minute.
 func (d *Directory) Run(ctx context.Context) {
-	t := time.NewTicker(max(d.cfg.Staleness/4, 5*time.Millisecond))
+	t := time.NewTicker(d.cfg.Every)
 	defer t.Stop()
 	// A refresh is never cut off half-way: on FerretDB a query cancelled
 	// mid-flight closes its connection, and with it the cursors that other
@@ -498,7 +503,7 @@ func (d *Directory) Follow(ctx context.Context, w Watcher) {
 		err := w.WatchChanges(ctx, d.Kick)
 		if errors.Is(err, errors.ErrUnsupported) {
 			d.log.Info("no change streams on this server; the directory polls the change log",
-				slog.Duration("every", max(d.cfg.Staleness/4, 5*time.Millisecond)))
+				slog.Duration("every", d.cfg.Every))
 			return
 		}
 		select {

@@ -51,6 +51,11 @@ func newEnvWith(t testing.TB, cfg org.Config, opts httpapi.Options) *env {
 	return newEnvOn(t, dbtest.New(t), cfg, opts)
 }
 
+// testDirectory refreshes often but tolerates a minute without a refresh:
+// these tests run in parallel under the race detector on a small machine,
+// and staleness is tested where it is the subject (internal/directory).
+var testDirectory = directory.Config{Staleness: time.Minute, Every: 50 * time.Millisecond}
+
 // newEnvOn is newEnvWith over db, which other envs may share: each is one
 // instance of the service, as separate processes would be.
 func newEnvOn(t testing.TB, db *mongo.Database, cfg org.Config, opts httpapi.Options) *env {
@@ -59,7 +64,7 @@ func newEnvOn(t testing.TB, db *mongo.Database, cfg org.Config, opts httpapi.Opt
 	require.NoError(t, store.EnsureIndexes(context.Background()))
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
-	dir, err := directory.Start(ctx, store, directory.Config{}, log)
+	dir, err := directory.Start(ctx, store, testDirectory, log)
 	require.NoError(t, err)
 	orgs := org.NewService(store, dir, auth.Bcrypt{Cost: 4}, cfg, log)
 	authn, err := auth.NewService(orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})

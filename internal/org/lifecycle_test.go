@@ -53,12 +53,17 @@ func (f *fixture) service(cfg org.Config) *org.Service {
 	return newService(f.t, f.store, f.store, cfg)
 }
 
+// testDirectory refreshes often but tolerates a minute without a refresh:
+// these tests run in parallel under the race detector on a small machine,
+// and staleness is tested where it is the subject (internal/directory).
+var testDirectory = directory.Config{Staleness: time.Minute, Every: 50 * time.Millisecond}
+
 // newService returns a Service writing through store, with a directory of
 // its own reading src, both stopped when the test ends.
 func newService(t *testing.T, store org.Store, src directory.Source, cfg org.Config) *org.Service {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	dir, err := directory.Start(ctx, src, directory.Config{}, quiet)
+	dir, err := directory.Start(ctx, src, testDirectory, quiet)
 	require.NoError(t, err)
 	s := org.NewService(store, dir, auth.Bcrypt{Cost: 4}, cfg, quiet)
 	t.Cleanup(func() { _ = s.Wait(context.Background()); cancel() })

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 // client sends the test's requests to the instances, all on 127.0.0.1.
@@ -179,26 +181,6 @@ func accessToken(a answer) string {
 	return v.AccessToken
 }
 
-// slug is the service's slug rule for the ASCII names this test uses:
-// lowercase, every run of other characters than letters and digits one '_',
-// trimmed.
-func slug(name string) string {
-	var b strings.Builder
-	gap := false
-	for _, r := range strings.ToLower(name) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			if gap && b.Len() > 0 {
-				b.WriteByte('_')
-			}
-			gap = false
-			b.WriteRune(r)
-			continue
-		}
-		gap = true
-	}
-	return b.String()
-}
-
 // parallel runs tasks on workers goroutines and waits for them all.
 func parallel(workers int, tasks []func()) {
 	ch := make(chan func())
@@ -247,3 +229,6 @@ func count(as []answer, statuses ...int) int {
 	}
 	return n
 }
+
+// slug is the service's slug rule.
+func slug(name string) string { return org.Slug(name) }

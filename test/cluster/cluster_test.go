@@ -28,6 +28,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgservice/orgservice/internal/mongostore"
+	"github.com/orgservice/orgservice/internal/proctest"
 )
 
 var (
@@ -87,8 +88,8 @@ func TestCluster(t *testing.T) {
 	t.Logf("seed %d (rerun with -args -seed=%d); staleness %s, margin %s", s, s, *staleness, *margin)
 
 	dir := t.TempDir()
-	svcBin := build(t, dir, "./cmd/orgservice")
-	dbBin := build(t, dir, "./cmd/embeddb")
+	svcBin := proctest.Build(t, "../..", dir, "./cmd/orgservice")
+	dbBin := proctest.Build(t, "../..", dir, "./cmd/embeddb")
 	dbProc, uri := startDatabase(t, dbBin, dir)
 	t.Cleanup(dbProc.stop)
 	mc, err := mongostore.Connect(uri, 30*time.Second)
@@ -100,7 +101,7 @@ func TestCluster(t *testing.T) {
 	var svcs []*process
 	var bases []string
 	for i := range instances {
-		addr := freeAddr(t)
+		addr := proctest.FreeAddr(t)
 		name := "svc-" + strconv.Itoa(i)
 		env := serviceEnv(uri, hex.EncodeToString(secret), addr, filepath.Join(dir, name+"-data"), *staleness)
 		svcs = append(svcs, startProcess(t, name, svcBin, dir, nil, env, nil))

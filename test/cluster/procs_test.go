@@ -6,7 +6,6 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,26 +16,9 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/orgservice/orgservice/internal/proctest"
 )
-
-// build compiles the main package pkg of the module into dir.
-func build(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = "../.."
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Run(), "build %s", pkg)
-	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // minimalEnv is what a child process inherits from the test's environment:
 // nothing of a developer's service configuration leaks in.
@@ -123,7 +105,7 @@ func startDatabase(t *testing.T, bin, dir string) (*process, string) {
 	t.Helper()
 	r, w, err := os.Pipe()
 	require.NoError(t, err)
-	p := startProcess(t, "embeddb", bin, dir, []string{"-dir", filepath.Join(dir, "db"), "-addr", freeAddr(t)}, nil, w)
+	p := startProcess(t, "embeddb", bin, dir, []string{"-dir", filepath.Join(dir, "db"), "-addr", proctest.FreeAddr(t)}, nil, w)
 	w.Close()
 	line := make(chan string, 1)
 	go func() {

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -29,6 +28,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgservice/orgservice/internal/mongostore"
+	"github.com/orgservice/orgservice/internal/proctest"
 )
 
 var (
@@ -38,24 +38,6 @@ var (
 )
 
 const dbName = "crash"
-
-func build(t *testing.T, dir, pkg string) string {
-	t.Helper()
-	out := filepath.Join(dir, filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = "../.."
-	cmd.Stderr = os.Stderr
-	require.NoError(t, cmd.Run(), "build %s", pkg)
-	return out
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // service is one run of the binary.
 type service struct {
@@ -125,11 +107,11 @@ func TestSIGKILLDuringRenames(t *testing.T) {
 	rng := rand.New(rand.NewPCG(s, s))
 
 	dir := t.TempDir()
-	svcBin := build(t, dir, "./cmd/orgservice")
-	dbBin := build(t, dir, "./cmd/embeddb")
+	svcBin := proctest.Build(t, "../..", dir, "./cmd/orgservice")
+	dbBin := proctest.Build(t, "../..", dir, "./cmd/embeddb")
 
 	// The database is a process of its own, so that killing the service leaves it running.
-	dbCmd := exec.Command(dbBin, "-dir", filepath.Join(dir, "db"), "-addr", freeAddr(t))
+	dbCmd := exec.Command(dbBin, "-dir", filepath.Join(dir, "db"), "-addr", proctest.FreeAddr(t))
 	stdout, err := dbCmd.StdoutPipe()
 	require.NoError(t, err)
 	dbCmd.Stderr = os.Stderr
@@ -143,7 +125,7 @@ func TestSIGKILLDuringRenames(t *testing.T) {
 	require.NoError(t, err)
 	db := client.Database(dbName)
 
-	addr := freeAddr(t)
+	addr := proctest.FreeAddr(t)
 	base := "http://" + addr
 	logPath := filepath.Join(dir, "service.log")
 	svc := startService(t, svcBin, uri, addr, logPath)
