@@ -80,8 +80,9 @@ func run(ctx context.Context) error {
 	}
 
 	// The directory reads over connections of its own, so that its
-	// refreshes never queue behind the requests' database work.
-	dirClient, err := mongostore.Connect(uri, cfg.DBTimeout)
+	// refreshes never queue behind the requests' database work; two are
+	// enough for a loop that reads one thing at a time.
+	dirClient, err := mongostore.Connect(uri, cfg.DBTimeout, mongostore.MaxPool(2))
 	if err != nil {
 		return err
 	}

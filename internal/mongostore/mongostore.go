@@ -65,16 +65,29 @@ func New(db *mongo.Database, batchSize int) *Store {
 	}
 }
 
+// ConnectOption adjusts the client Connect opens.
+type ConnectOption func(*options.ClientOptions)
+
+// MaxPool caps the client's connections at n, whatever the URI says. On
+// FerretDB every connection re-reads the whole SQLite schema after any
+// collection is created, so a reader that needs few should hold few.
+func MaxPool(n uint64) ConnectOption {
+	return func(o *options.ClientOptions) { o.SetMaxPoolSize(n) }
+}
+
 // Connect opens a client to uri whose every operation, server selection
 // included, gives up after timeout, so that requests fail fast while the
 // database is down and succeed again, without a restart, once it is back.
-func Connect(uri string, timeout time.Duration) (*mongo.Client, error) {
-	opts := options.Client().ApplyURI(uri).
+func Connect(uri string, timeout time.Duration, opts ...ConnectOption) (*mongo.Client, error) {
+	o := options.Client().ApplyURI(uri).
 		SetTimeout(timeout).
 		SetServerSelectionTimeout(timeout).
 		SetConnectTimeout(timeout).
 		SetAppName("orgservice")
-	c, err := mongo.Connect(opts)
+	for _, opt := range opts {
+		opt(o)
+	}
+	c, err := mongo.Connect(o)
 	if err != nil {
 		return nil, fmt.Errorf("mongo connect: %w", err)
 	}
