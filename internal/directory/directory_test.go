@@ -599,25 +599,67 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, total, head)
 
-	last, err := reader.ChangeAt(ctx, total)
+	// A stale head hint moves on to the next free number, skipping none:
+	// x's hint is one behind when it appends again.
+	x, y := mongostore.New(db, 0), mongostore.New(db, 0)
+	for _, a := range []struct {
+		s  *mongostore.Store
+		id string
+	}{{x, "x-1"}, {y, "y-1"}, {x, "x-2"}} {
+		require.NoError(t, a.s.AppendChange(ctx, a.id))
+	}
+	for i, id := range []string{"x-1", "y-1", "x-2"} {
+		got, err := reader.ChangeAt(ctx, total+1+int64(i))
+		require.NoError(t, err, "entry %d", total+1+i)
+		assert.Equal(t, id, got, "entry %d", total+1+i)
+	}
+	const appended = total + 3
+	_, err = reader.ChangeAt(ctx, appended+1)
+	require.True(t, org.IsKind(err, org.KindNotFound), "entry past the head: %v", err)
+
+	last, err := reader.ChangeAt(ctx, appended)
 	require.NoError(t, err)
 	require.NoError(t, reader.PruneChanges(ctx, time.Now()))
-	for seq := int64(1); seq < total; seq++ {
+	for seq := int64(1); seq < appended; seq++ {
 		_, err := reader.ChangeAt(ctx, seq)
 		require.True(t, org.IsKind(err, org.KindNotFound), "entry %d must be pruned: %v", seq, err)
 	}
-	kept, err := reader.ChangeAt(ctx, total)
+	kept, err := reader.ChangeAt(ctx, appended)
 	require.NoError(t, err, "the last entry is kept")
 	assert.Equal(t, last, kept)
 
 	fresh := mongostore.New(db, 0)
 	require.NoError(t, fresh.AppendChange(ctx, "org-next"))
-	next, err := reader.ChangeAt(ctx, total+1)
+	next, err := reader.ChangeAt(ctx, appended+1)
 	require.NoError(t, err, "a fresh store continues after the kept entry")
 	assert.Equal(t, "org-next", next)
 	head, err = reader.ChangeHead(ctx)
 	require.NoError(t, err)
-	assert.EqualValues(t, total+1, head)
+	assert.EqualValues(t, appended+1, head)
+}
+
+func TestLookupsReturnCopies(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	store := newStore(t, db)
+	acme := newInstance(t, db, directory.Config{}, org.Config{}).create(t, "Acme Corp", "admin@acme.com")
+	// An organization with an unfinished rename: its intent is part of what
+	// the directory holds.
+	require.NoError(t, store.UpdateOrg(ctx, acme.ID, org.Changes{SetPending: true, UpdatedAt: acme.UpdatedAt,
+		Pending: &org.Pending{Op: org.OpRename, FromSlug: "acme_corp", ToSlug: "globex_inc", ToName: "Globex Inc",
+			Source: "org_acme_corp", Target: "org_globex_inc", StartedAt: acme.UpdatedAt}}))
+	dir := directory.New(store, directory.Config{Staleness: time.Hour}, quiet)
+	require.NoError(t, dir.Load(ctx))
+	want, err := store.OrgByID(ctx, acme.ID)
+	require.NoError(t, err)
+	require.NotNil(t, want.Pending)
+
+	for _, l := range lookups {
+		got, err := l.find(dir, want)
+		require.NoError(t, err, l.by)
+		got.Name, got.Pending.ToSlug, got.Pending.Copied = "changed", "changed", 42
+	}
+	assertMirrors(t, store, dir, absent{})
 }
 
 func TestLingeringLeaseIsCleared(t *testing.T) {
