@@ -168,6 +168,10 @@ func (d *Directory) lookup(find func() *org.Organization) (*org.Organization, er
 		return nil, org.Errorf(org.KindNotFound, "organization not found")
 	}
 	c := *o
+	if o.Pending != nil { // the intent too: a caller's change must not reach the directory
+		p := *o.Pending
+		c.Pending = &p
+	}
 	return &c, nil
 }
 
