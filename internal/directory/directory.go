@@ -7,10 +7,10 @@
 // metadata first takes the organization's lease and then appends an entry
 // naming it to the change log, a collection numbered 1, 2, 3… without gaps
 // (each number is taken by an insert under a unique key). The directory
-// tails the log by number, a lookup by _id each, and re-reads every
-// organization it names — and keeps re-reading it while its lease exists,
-// since the operation may still be writing — then once more after the lease
-// is gone. A refresh that started at t therefore reflects every write
+// tails the log by number — when nothing changed, one lookup by _id of the
+// next number — and re-reads every organization it names, and keeps
+// re-reading it while its lease exists, since the operation may still be
+// writing, then once more after the lease is gone. A refresh that started at t therefore reflects every write
 // committed before t, at a database cost proportional to the changes, not
 // to the organizations. Its own process's writes are applied at once
 // (Refresh). A directory whose last complete refresh started longer ago than
@@ -36,14 +36,15 @@ type Source interface {
 	Orgs(ctx context.Context) ([]*org.Organization, error)
 	// OrgByID returns KindNotFound when there is none.
 	OrgByID(ctx context.Context, id string) (*org.Organization, error)
-	// ChangeAt returns the organization entry seq names; KindNotFound past the head.
-	ChangeAt(ctx context.Context, seq int64) (string, error)
+	// OrgsByID returns the organizations of ids that exist, in one query.
+	OrgsByID(ctx context.Context, ids []string) ([]*org.Organization, error)
+	// ChangesAfter returns the organizations named by entries seq+1, seq+2, …
+	// in order, at most limit, stopping before the first it does not find.
+	ChangesAfter(ctx context.Context, seq int64, limit int) ([]string, error)
 	// ChangeHead returns the number of the last entry, 0 when there is none.
 	ChangeHead(ctx context.Context) (int64, error)
 	// PruneChanges removes entries written before before, except the last.
 	PruneChanges(ctx context.Context, before time.Time) error
-	// LeaseHeld reports whether orgID has a lease, live or expired.
-	LeaseHeld(ctx context.Context, orgID string) (bool, error)
 	// LeasedOrgs lists the organizations that have a lease.
 	LeasedOrgs(ctx context.Context) ([]string, error)
 }
@@ -56,7 +57,9 @@ type Config struct {
 	// Every is how often it refreshes: a quarter of Staleness unless set.
 	Every time.Duration
 	// Retention is how long change-log entries are kept. A directory cut off
-	// from the log for half of it reloads everything instead of tailing.
+	// from the log for half of it reloads everything instead of tailing. It
+	// must stay well above the appenders' head hint (15 s): 2 minutes unless
+	// set. Short, because on FerretDB a lookup in the log reads through it.
 	Retention time.Duration
 	// Lingering is how long a lease may be seen before its organization is
 	// reported as unsettled (an operation that crashed holding it).
@@ -71,7 +74,7 @@ func (c Config) withDefaults() Config {
 		c.Every = max(c.Staleness/4, 5*time.Millisecond)
 	}
 	if c.Retention <= 0 {
-		c.Retention = 10 * time.Minute
+		c.Retention = 2 * time.Minute
 	}
 	if c.Lingering <= 0 {
 		c.Lingering = 30 * time.Second
@@ -79,9 +82,15 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// maxPerCycle caps the log entries one refresh reads before it re-reads the
-// organizations they name; the next refresh continues at once.
-const maxPerCycle = 4096
+// maxPerCycle caps the log entries one refresh reads; more than that at
+// once (organizations written behind the service's back in bulk, a long
+// pause) is cheaper to follow by reading everything again.
+const maxPerCycle = 1024
+
+// batchReads is how many watched organizations make one query for all of
+// them cheaper than one lookup each (on FerretDB either reads through the
+// collection; the first at SQLite's speed).
+const batchReads = 20
 
 // tombstoneTTL is how long a removed organization's read generation is kept,
 // so that a slower read of it that started before its removal is not applied.
@@ -111,6 +120,7 @@ type Directory struct {
 
 	// The tail's own state: only Load and the Run loop touch it.
 	seq       int64     // last log entry read
+	loadGen   uint64    // the read generation of the last full load
 	loaded    bool      // a full load has completed
 	lastTail  time.Time // start of the last refresh that reached the head
 	lastPrune time.Time
@@ -262,8 +272,8 @@ func (d *Directory) read(ctx context.Context, id string) error {
 // started later was applied already. d.mu is held.
 func (d *Directory) apply(id string, o *org.Organization, g uint64) {
 	old := d.byID[id]
-	if old != nil && old.gen > g {
-		return
+	if old != nil && old.gen > g || old == nil && g < d.loadGen {
+		return // a newer read was applied, or a full load since found it gone
 	}
 	if old != nil && old.o != nil {
 		d.bySlug.remove(old.o.Slug, id)
@@ -298,6 +308,7 @@ func (d *Directory) Load(ctx context.Context) error {
 		return err
 	}
 	d.mu.Lock()
+	d.loadGen = g
 	byID := make(map[string]*entry, len(all))
 	for id, e := range d.byID {
 		if e.gen > g { // read while loading: newer than the load
@@ -331,8 +342,8 @@ func (d *Directory) Load(ctx context.Context) error {
 }
 
 // Run keeps the directory current until ctx is done: a refresh every
-// Config.Every, or at once when kicked, and a pruning of the
-// change log every minute.
+// Config.Every, or at once when kicked, and a pruning of the change log
+// every quarter of its retention.
 func (d *Directory) Run(ctx context.Context) {
 	t := time.NewTicker(d.cfg.Every)
 	defer t.Stop()
@@ -357,7 +368,7 @@ func (d *Directory) Run(ctx context.Context) {
 			d.failing = false
 			d.log.Info("organization directory refreshing again")
 		}
-		if err == nil && time.Since(d.lastPrune) > time.Minute {
+		if err == nil && time.Since(d.lastPrune) > d.cfg.Retention/4 {
 			d.lastPrune = time.Now()
 			if err := d.src.PruneChanges(ctx, time.Now().Add(-d.cfg.Retention)); err != nil {
 				d.log.Warn("prune change log", slog.Any("error", err))
@@ -375,40 +386,34 @@ func (d *Directory) refresh(ctx context.Context) error {
 		// Entries we have not read may have been pruned: a gap. Start over.
 		return d.Load(ctx)
 	}
-	caughtUp := false
-	for range maxPerCycle {
-		id, err := d.src.ChangeAt(ctx, d.seq+1)
-		if org.IsKind(err, org.KindNotFound) {
-			caughtUp = true
-			break
-		}
-		if err != nil {
-			return err
-		}
-		d.seq++
-		d.mu.Lock()
+	ids, err := d.src.ChangesAfter(ctx, d.seq, maxPerCycle)
+	if err != nil {
+		return err
+	}
+	if len(ids) == maxPerCycle {
+		return d.Load(ctx)
+	}
+	d.seq += int64(len(ids))
+	d.mu.Lock()
+	for _, id := range ids {
 		if _, ok := d.watch[id]; !ok {
 			d.watch[id] = start
 		}
-		d.mu.Unlock()
 	}
+	d.mu.Unlock()
 	if err := d.readWatched(ctx); err != nil {
 		return err
 	}
-	if caughtUp {
-		d.lastTail = start
-		d.mu.Lock()
-		d.fresh = start
-		d.mu.Unlock()
-	} else {
-		d.Kick() // more entries wait
-	}
+	d.lastTail = start
+	d.mu.Lock()
+	d.fresh = start
+	d.mu.Unlock()
 	return nil
 }
 
 // readWatched re-reads every watched organization, and stops watching those
-// whose lease is gone: the lease is checked first, so the read that follows
-// sees every write its operation made.
+// whose lease is gone: the leases are read first, so the read that follows
+// sees every write a finished operation made.
 func (d *Directory) readWatched(ctx context.Context) error {
 	d.mu.RLock()
 	ids := make([]string, 0, len(d.watch))
@@ -416,20 +421,46 @@ func (d *Directory) readWatched(ctx context.Context) error {
 		ids = append(ids, id)
 	}
 	d.mu.RUnlock()
-	for _, id := range ids {
-		held, err := d.src.LeaseHeld(ctx, id)
+	if len(ids) == 0 {
+		return nil
+	}
+	leased, err := d.src.LeasedOrgs(ctx)
+	if err != nil {
+		return err
+	}
+	held := make(map[string]bool, len(leased))
+	for _, id := range leased {
+		held[id] = true
+	}
+	if len(ids) < batchReads {
+		for _, id := range ids {
+			if err := d.read(ctx, id); err != nil {
+				return err
+			}
+		}
+	} else {
+		g := d.gen.Add(1)
+		orgs, err := d.src.OrgsByID(ctx, ids)
 		if err != nil {
 			return err
 		}
-		if err := d.read(ctx, id); err != nil {
-			return err
+		found := make(map[string]*org.Organization, len(orgs))
+		for _, o := range orgs {
+			found[o.ID] = o
 		}
-		if !held {
-			d.mu.Lock()
+		d.mu.Lock()
+		for _, id := range ids {
+			d.apply(id, found[id], g)
+		}
+		d.mu.Unlock()
+	}
+	d.mu.Lock()
+	for _, id := range ids {
+		if !held[id] {
 			delete(d.watch, id)
-			d.mu.Unlock()
 		}
 	}
+	d.mu.Unlock()
 	return nil
 }
 

@@ -220,11 +220,18 @@ func (f *flaky) OrgByID(ctx context.Context, id string) (*org.Organization, erro
 	return f.Store.OrgByID(ctx, id)
 }
 
-func (f *flaky) ChangeAt(ctx context.Context, seq int64) (string, error) {
+func (f *flaky) OrgsByID(ctx context.Context, ids []string) ([]*org.Organization, error) {
 	if f.fail() {
-		return "", outage()
+		return nil, outage()
 	}
-	return f.Store.ChangeAt(ctx, seq)
+	return f.Store.OrgsByID(ctx, ids)
+}
+
+func (f *flaky) ChangesAfter(ctx context.Context, seq int64, limit int) ([]string, error) {
+	if f.fail() {
+		return nil, outage()
+	}
+	return f.Store.ChangesAfter(ctx, seq, limit)
 }
 
 func (f *flaky) ChangeHead(ctx context.Context) (int64, error) {
@@ -239,13 +246,6 @@ func (f *flaky) PruneChanges(ctx context.Context, before time.Time) error {
 		return outage()
 	}
 	return f.Store.PruneChanges(ctx, before)
-}
-
-func (f *flaky) LeaseHeld(ctx context.Context, orgID string) (bool, error) {
-	if f.fail() {
-		return false, outage()
-	}
-	return f.Store.LeaseHeld(ctx, orgID)
 }
 
 func (f *flaky) LeasedOrgs(ctx context.Context) ([]string, error) {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 // changesCollection is the change log: one entry per operation that may
@@ -17,18 +20,28 @@ const changesCollection = "changes"
 
 // hintTTL is how long an appender trusts its own idea of the log's head
 // before it reads the head again. It must stay well below the log's
-// retention, so that an appender never inserts at a number already pruned.
-const hintTTL = time.Minute
+// retention (directory.Config.Retention, 2 minutes by default), so that an
+// appender never inserts at a number already pruned.
+const hintTTL = 15 * time.Second
 
 // changeDoc is one entry of the change log. Its _id is its number, so that
 // taking number n is an insert under a unique key: of two appenders only one
 // gets n, and the other moves on to n+1. An entry n+1 therefore exists only
 // once n does, and a reader that finds no n+1 has read every entry there is.
+//
+// The number is stored as a zero-padded decimal string, which sorts as the
+// number does: FerretDB pushes a filter on a string _id down to SQLite, but
+// decodes every document to compare an integer one (measured: 0.65 µs
+// against 15 µs a document).
 type changeDoc struct {
-	Seq   int64     `bson:"_id"`
+	Key   string    `bson:"_id"`
 	OrgID string    `bson:"org_id"`
 	At    time.Time `bson:"at"`
 }
+
+func changeKey(seq int64) string { return fmt.Sprintf("%020d", seq) }
+
+func (d changeDoc) seq() (int64, error) { return strconv.ParseInt(d.Key, 10, 64) }
 
 // AppendChange adds an entry naming orgID to the change log. It is called
 // after the organization's lease is taken and before its metadata is
@@ -45,7 +58,7 @@ func (s *Store) AppendChange(ctx context.Context, orgID string) error {
 	}
 	for {
 		n := s.hint.seq + 1
-		_, err := s.changes.InsertOne(ctx, changeDoc{Seq: n, OrgID: orgID, At: time.Now().UTC()})
+		_, err := s.changes.InsertOne(ctx, changeDoc{Key: changeKey(n), OrgID: orgID, At: time.Now().UTC()})
 		if err != nil && !mongo.IsDuplicateKeyError(err) {
 			return mapErr(err, "append change")
 		}
@@ -64,10 +77,41 @@ func (s *Store) AppendChange(ctx context.Context, orgID string) error {
 // KindNotFound when there is no such entry (yet, or any more).
 func (s *Store) ChangeAt(ctx context.Context, seq int64) (string, error) {
 	var d changeDoc
-	if err := decodeOne(s.changes.FindOne(ctx, bson.D{{Key: "_id", Value: seq}}), &d); err != nil {
+	if err := decodeOne(s.changes.FindOne(ctx, bson.D{{Key: "_id", Value: changeKey(seq)}}), &d); err != nil {
 		return "", mapErr(err, "read change")
 	}
 	return d.OrgID, nil
+}
+
+// ChangesAfter returns the organizations named by entries seq+1, seq+2, …
+// in order, at most limit, stopping before the first number it does not
+// find. The usual answer, none, costs one lookup of seq+1.
+func (s *Store) ChangesAfter(ctx context.Context, seq int64, limit int) ([]string, error) {
+	first, err := s.ChangeAt(ctx, seq+1)
+	if org.IsKind(err, org.KindNotFound) {
+		return nil, nil
+	}
+	if err != nil || limit == 1 {
+		return []string{first}, err
+	}
+	cur, err := s.changes.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: changeKey(seq)}}}},
+		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, mapErr(err, "read changes")
+	}
+	docs, err := decodeAll[changeDoc](ctx, cur)
+	if err != nil {
+		return nil, mapErr(err, "read changes")
+	}
+	var ids []string
+	for _, d := range docs {
+		n, err := d.seq()
+		if err != nil || n != seq+int64(len(ids))+1 {
+			break // a number not visible yet: the rest next time
+		}
+		ids = append(ids, d.OrgID)
+	}
+	return ids, nil
 }
 
 // ChangeHead returns the number of the change log's last entry, 0 when it is empty.
@@ -81,7 +125,11 @@ func (s *Store) ChangeHead(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, mapErr(err, "read change log head")
 	}
-	return d.Seq, nil
+	n, err := d.seq()
+	if err != nil {
+		return 0, org.Wrap(org.KindInternal, err, "read change log head")
+	}
+	return n, nil
 }
 
 // PruneChanges removes entries written before before, always keeping the
@@ -92,7 +140,7 @@ func (s *Store) PruneChanges(ctx context.Context, before time.Time) error {
 		return err
 	}
 	_, err = s.changes.DeleteMany(ctx, bson.D{
-		{Key: "_id", Value: bson.D{{Key: "$lt", Value: head}}},
+		{Key: "_id", Value: bson.D{{Key: "$lt", Value: changeKey(head)}}},
 		{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}},
 	})
 	return mapErr(err, "prune change log")

@@ -98,6 +98,17 @@ func (s *Store) OrgByID(ctx context.Context, id string) (*org.Organization, erro
 	return s.findOne(ctx, bson.D{{Key: "_id", Value: oid}})
 }
 
+// OrgsByID returns the organizations of ids that exist, in one query.
+func (s *Store) OrgsByID(ctx context.Context, ids []string) ([]*org.Organization, error) {
+	oids := make(bson.A, 0, len(ids))
+	for _, id := range ids {
+		if oid, err := bson.ObjectIDFromHex(id); err == nil {
+			oids = append(oids, oid)
+		}
+	}
+	return s.findAll(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}}, "organizations by id")
+}
+
 // Unsettled lists organizations that are not active or have a pending operation.
 func (s *Store) Unsettled(ctx context.Context) ([]*org.Organization, error) {
 	return s.findAll(ctx, bson.D{{Key: "$or", Value: bson.A{
