@@ -166,6 +166,8 @@ func (h *harness) newTarget(ctx context.Context, name, dbName string, fresh bool
 		// Past saturation, 32 clients queue behind the database for seconds
 		// at 10,000 organizations; that is latency to measure, not a 503.
 		"DB_TIMEOUT=5m",
+		"HTTP_WRITE_TIMEOUT=10m", // a create among 10,000 collections on FerretDB queues for minutes: latency to measure
+
 	}
 	db := h.mongo.Database(dbName)
 	if fresh { // a clean slate, also when -mongo points at a kept database

@@ -30,6 +30,7 @@ type Config struct {
 	DataDir            string        `envconfig:"DATA_DIR" default:"./data"`
 	SecretKey          string        `envconfig:"SECRET_KEY"`
 	HTTPAddr           string        `envconfig:"HTTP_ADDR" default:":8080"`
+	HTTPWriteTimeout   time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"30s"`
 	JWTTTL             time.Duration `envconfig:"JWT_TTL" default:"1h"`
 	JWTIssuer          string        `envconfig:"JWT_ISSUER" default:"orgservice"`
 	BcryptCost         int           `envconfig:"BCRYPT_COST" default:"12"`
@@ -88,6 +89,8 @@ func (c Config) validate() error {
 		return errors.New("MONGO_DB_NAME must be a valid database name")
 	case c.HTTPAddr == "":
 		return errors.New("HTTP_ADDR must not be empty")
+	case c.HTTPWriteTimeout < time.Second:
+		return errors.New("HTTP_WRITE_TIMEOUT must be at least 1s")
 	case c.JWTTTL <= 0:
 		return errors.New("JWT_TTL must be positive")
 	case c.JWTIssuer == "":

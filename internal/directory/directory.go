@@ -8,9 +8,9 @@
 // naming it to the change log, a collection numbered 1, 2, 3… without gaps
 // (each number is taken by an insert under a unique key). The directory
 // tails the log by number — when nothing changed, one lookup by _id of the
-// next number — and re-reads every organization it names, and keeps
-// re-reading it while its lease exists, since the operation may still be
-// writing, then once more after the lease is gone. A refresh that started at t therefore reflects every write
+// next number — and re-reads every organization it names, keeps re-reading
+// it while its lease exists and lookups could see a change (the operation
+// may still be writing), then once more after the lease is gone. A refresh that started at t therefore reflects every write
 // committed before t, at a database cost proportional to the changes, not
 // to the organizations. Its own process's writes are applied at once
 // (Refresh). A directory whose last complete refresh started longer ago than
@@ -401,7 +401,7 @@ func (d *Directory) refresh(ctx context.Context) error {
 		}
 	}
 	d.mu.Unlock()
-	if err := d.readWatched(ctx); err != nil {
+	if err := d.readWatched(ctx, ids); err != nil {
 		return err
 	}
 	d.lastTail = start
@@ -411,17 +411,20 @@ func (d *Directory) refresh(ctx context.Context) error {
 	return nil
 }
 
-// readWatched re-reads every watched organization, and stops watching those
-// whose lease is gone: the leases are read first, so the read that follows
-// sees every write a finished operation made.
-func (d *Directory) readWatched(ctx context.Context) error {
+// readWatched re-reads the watched organizations that may have changed in a
+// way a lookup would see, and stops watching those whose lease is gone: the
+// leases are read first, so the read that follows sees every write a
+// finished operation made. fresh are the ones the new entries named, read
+// at least once. While its lease is held, an organization last seen absent,
+// provisioning or deleting is not read again until the lease is gone: it is
+// invisible to lookups either way, and the operation that holds it (a create,
+// a delete) makes it visible, or removes it, only at its end. An active one
+// — a rename in progress, a change of credentials — is read every refresh.
+func (d *Directory) readWatched(ctx context.Context, fresh []string) error {
 	d.mu.RLock()
-	ids := make([]string, 0, len(d.watch))
-	for id := range d.watch {
-		ids = append(ids, id)
-	}
+	n := len(d.watch)
 	d.mu.RUnlock()
-	if len(ids) == 0 {
+	if n == 0 {
 		return nil
 	}
 	leased, err := d.src.LeasedOrgs(ctx)
@@ -431,6 +434,21 @@ func (d *Directory) readWatched(ctx context.Context) error {
 	held := make(map[string]bool, len(leased))
 	for _, id := range leased {
 		held[id] = true
+	}
+	read := map[string]bool{}
+	for _, id := range fresh {
+		read[id] = true
+	}
+	d.mu.RLock()
+	for id := range d.watch {
+		if e := d.byID[id]; !held[id] || e != nil && e.o != nil && e.o.State == org.StateActive {
+			read[id] = true
+		}
+	}
+	d.mu.RUnlock()
+	ids := make([]string, 0, len(read))
+	for id := range read {
+		ids = append(ids, id)
 	}
 	if len(ids) < batchReads {
 		for _, id := range ids {
