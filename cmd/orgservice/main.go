@@ -17,6 +17,7 @@ import (
 
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/config"
+	"github.com/orgservice/orgservice/internal/document"
 	"github.com/orgservice/orgservice/internal/embeddb"
 	"github.com/orgservice/orgservice/internal/httpapi"
 	"github.com/orgservice/orgservice/internal/metrics"
@@ -83,8 +84,11 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	docs := document.NewService(store, orgs, document.Config{MaxBytes: cfg.DocumentMaxBytes}, log)
+	defer docs.Close(context.WithoutCancel(ctx))
 	mets := metrics.New()
 	orgs.SetObserver(mets) // before anything runs operations
+	orgs.SetWriters(docs)  // renames and deletes wait for document writes in flight
 	go orgs.RunReconciler(ctx, cfg.LeaseTTL)
 
 	trusted, err := cfg.TrustedPrefixes()
@@ -98,6 +102,9 @@ func run(ctx context.Context) error {
 		TrustedProxies:  trusted,
 		CORSOrigins:     cfg.CORSOrigins,
 		Metrics:         mets,
+		Documents:       docs,
+		DataRatePerMin:  cfg.DataRatePerMin,
+		ImportMaxBytes:  cfg.ImportMaxBytes,
 	})
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,

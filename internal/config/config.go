@@ -43,7 +43,14 @@ type Config struct {
 	WriteRatePerMin   int           `envconfig:"WRITE_RATE_PER_MIN" default:"10"`
 	TrustedProxies    []string      `envconfig:"TRUSTED_PROXIES"`
 	CORSOrigins       []string      `envconfig:"CORS_ALLOWED_ORIGINS" default:"*"`
+	DocumentMaxBytes  int           `envconfig:"DOCUMENT_MAX_BYTES" default:"262144"`
+	ImportMaxBytes    int64         `envconfig:"IMPORT_MAX_BYTES" default:"1073741824"`
+	DataRatePerMin    int           `envconfig:"DATA_RATE_PER_MIN" default:"6000"`
 }
+
+// MaxDocumentBytes is the largest DOCUMENT_MAX_BYTES accepted: a document's
+// BSON can be a few times its JSON, and must stay under MongoDB's 16 MiB.
+const MaxDocumentBytes = 2 << 20
 
 // Embedded reports whether the service runs its own FerretDB.
 func (c Config) Embedded() bool { return c.MongoURL == "" }
@@ -93,6 +100,12 @@ func (c Config) validate() error {
 		return errors.New("LOGIN_RATE_PER_MIN must not be negative")
 	case c.WriteRatePerMin < 0:
 		return errors.New("WRITE_RATE_PER_MIN must not be negative")
+	case c.DocumentMaxBytes < 1024 || c.DocumentMaxBytes > MaxDocumentBytes:
+		return fmt.Errorf("DOCUMENT_MAX_BYTES must be between 1024 and %d", MaxDocumentBytes)
+	case c.ImportMaxBytes < int64(c.DocumentMaxBytes):
+		return errors.New("IMPORT_MAX_BYTES must be at least DOCUMENT_MAX_BYTES")
+	case c.DataRatePerMin < 0:
+		return errors.New("DATA_RATE_PER_MIN must not be negative")
 	}
 	if _, err := c.TrustedPrefixes(); err != nil {
 		return err
