@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,10 +29,13 @@ type tenant struct {
 	id, name, coll, token string
 }
 
+// tenants numbers the admins' emails, so that a name may be created again.
+var tenants atomic.Int64
+
 // tenant creates an organization and logs its admin in.
 func (e *env) tenant(name string) tenant {
 	e.t.Helper()
-	email := strings.ToLower(strings.ReplaceAll(name, " ", "")) + "@example.com"
+	email := fmt.Sprintf("%s-%d@example.com", strings.ToLower(strings.ReplaceAll(name, " ", "")), tenants.Add(1))
 	o := e.create(name, email, "password-1")
 	return tenant{id: o["id"].(string), name: name, coll: o["collection_name"].(string), token: e.login(email, "password-1")}
 }
