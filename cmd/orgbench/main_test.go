@@ -30,6 +30,7 @@ func TestHarnessRuns(t *testing.T) {
 		"-quick", "-quiet", "-src", "../..", "-json", jsonPath,
 		"-clients", "4", "-orgs", "12", "-scale", "12,20", "-docs", "100,1000",
 		"-renames", "2", "-duration", "300ms", "-warmup", "100ms", "-rounds", "1", "-login-cost", "4",
+		"-doc-pool", "60", "-export-docs", "50,200",
 	}, os.Stderr)
 	require.NoError(t, err)
 	cfg.race = raceBuild
@@ -46,6 +47,8 @@ func TestHarnessRuns(t *testing.T) {
 		"scale-20-get-ceiling", "scale-20-get", "scale-20-create",
 		"bcrypt-ceiling", "login",
 		"rename-100/rename", "rename-100/copy", "rename-1000/rename", "rename-1000/copy",
+		"doc-get-ceiling", "doc-get", "doc-list-ceiling", "doc-list", "export-ceiling", "export",
+		"doc-insert-ceiling", "doc-insert", "export-rss-50", "export-rss-200",
 	}
 	for _, name := range want {
 		assert.Regexp(t, `(?m)^\s*`+strings.ReplaceAll(name, "/", `\/`)+`\s`, out.String(), "table row %s", name)
@@ -78,7 +81,8 @@ func TestHarnessRuns(t *testing.T) {
 			assert.NotNil(t, s["cpu_us_per_op"], "%s: service CPU per request", name)
 		}
 	}
-	for _, k := range []string{"get_vs_ceiling", "login_vs_bcrypt", "rename_large_vs_small"} {
+	for _, k := range []string{"get_vs_ceiling", "login_vs_bcrypt", "rename_large_vs_small",
+		"doc_get_vs_ceiling", "doc_insert_vs_ceiling", "export_vs_ceiling", "export_rss_growth_mb"} {
 		if assert.Contains(t, rep.Ratios, k) {
 			assert.NotNil(t, rep.Ratios[k], "ratio %s", k)
 		}
@@ -96,12 +100,14 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, 50, c.Orgs, "an explicit flag beats -quick")
 	assert.Equal(t, quick.scale, c.Scale)
 	assert.Equal(t, []int{1000, 10000, 100000}, c.docs())
+	assert.Equal(t, quick.exportDocs, c.ExportDocs)
+	assert.Equal(t, quick.docPool, c.DocPool)
 
 	c, err = parseFlags([]string{"-max-docs", "10000"}, os.Stderr)
 	require.NoError(t, err)
 	assert.Equal(t, []int{1000, 10000}, c.docs())
 
-	for _, bad := range [][]string{{"-only", "nope"}, {"-pid", "1"}, {"-scale", "x"}, {"-clients", "0"}} {
+	for _, bad := range [][]string{{"-only", "nope"}, {"-pid", "1"}, {"-scale", "x"}, {"-clients", "0"}, {"-doc-pool", "0"}, {"-export-docs", "x"}} {
 		_, err := parseFlags(bad, &bytes.Buffer{})
 		assert.Error(t, err, "%v", bad)
 	}
