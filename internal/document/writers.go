@@ -63,6 +63,8 @@ type registry struct {
 	closed  bool
 	wg      sync.WaitGroup
 	stop    chan struct{}
+	ctx     context.Context // of the renewals, cancelled by close
+	cancel  context.CancelFunc
 }
 
 // holder is one registration of this process.
@@ -80,9 +82,11 @@ type holder struct {
 }
 
 func newRegistry(store Store, orgs Orgs, log *slog.Logger, ttl time.Duration, instance string) *registry {
+	ctx, cancel := context.WithCancel(context.Background())
 	return &registry{
 		store: store, orgs: orgs, log: log, ttl: ttl, instance: instance,
 		holders: map[string]*holder{}, refused: map[string]time.Time{}, stop: make(chan struct{}),
+		ctx: ctx, cancel: cancel,
 	}
 }
 
@@ -93,7 +97,7 @@ func (r *registry) idleAfter() time.Duration    { return r.ttl / 2 }  // a regis
 func (r *registry) refuseFor() time.Duration    { return r.ttl / 15 } // how long a seen intent is trusted without asking
 func (r *registry) garbageAfter() time.Duration { return 3 * r.ttl }  // an expired registration is deleted this long after
 func (r *registry) checkEvery() time.Duration {
-	return min(max(r.ttl/20, 20*time.Millisecond), 500*time.Millisecond)
+	return min(max(r.ttl/20, 20*time.Millisecond), time.Second)
 }
 
 // acquire returns a registration of this process for orgID under which a
@@ -214,7 +218,7 @@ func (r *registry) takeDeleteLocked(h *holder) bool {
 }
 
 func (r *registry) unregister(h *holder) {
-	ctx, cancel := context.WithTimeout(context.Background(), r.ttl)
+	ctx, cancel := context.WithTimeout(r.ctx, r.ttl)
 	defer cancel()
 	if err := r.store.DeleteRegistration(ctx, h.key); err != nil {
 		r.log.Warn("delete writer registration; it expires on its own", slog.String("org_id", h.orgID), slog.Any("error", err))
@@ -253,7 +257,7 @@ func (r *registry) keep(h *holder) {
 		due := now.Sub(h.renewedAt) >= r.renewEvery()
 		r.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(context.Background(), r.ttl-r.margin())
+		ctx, cancel := context.WithTimeout(r.ctx, r.ttl-r.margin())
 		if o, err := r.orgs.ByID(ctx, h.orgID); org.IsKind(err, org.KindNotFound) || err == nil && (o.Pending != nil || o.State != org.StateActive) {
 			r.mu.Lock()
 			r.refused[h.orgID] = time.Now().Add(r.refuseFor())
@@ -352,6 +356,7 @@ func (r *registry) close(ctx context.Context) {
 	}
 	r.closed = true
 	close(r.stop)
+	r.cancel()
 	r.mu.Unlock()
 	r.wg.Wait()
 	r.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,6 +111,73 @@ func TestDocumentsSurviveRenameCrashAtEveryStep(t *testing.T) {
 			require.NoError(t, err)
 			assert.EqualValues(t, 12, n, "each document once, in the one collection")
 			return reached()
+		})
+	}
+}
+
+// A rename in one process waits for the document writes of another, which
+// it knows only by their registrations in the database: every write the
+// other process confirmed is in the renamed collection, and nothing is
+// left under the old name.
+func TestRenameWaitsForAnotherProcessesDocumentWrites(t *testing.T) {
+	for _, strategy := range []org.Strategy{org.StrategyRename, org.StrategyCopy} {
+		t.Run(string(strategy), func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, 0)
+			svcA := f.service(org.Config{Strategy: strategy})
+			docsA := f.documents(svcA)
+			docsB := f.documents(f.service(org.Config{Strategy: strategy})) // the other process
+			o, err := svcA.Create(ctx, createInput("Acme Corp", "admin@acme.com"))
+			require.NoError(t, err)
+			p := principal(o)
+
+			stop := make(chan struct{})
+			var mu sync.Mutex
+			var confirmed []string
+			var wg sync.WaitGroup
+			for w := range 4 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ; i++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						id := fmt.Sprintf("w%d-%05d", w, i)
+						data, _ := document.ParseObject([]byte(`{"id":"` + id + `"}`))
+						_, err := docsB.Create(ctx, p, data)
+						switch {
+						case err == nil:
+							mu.Lock()
+							confirmed = append(confirmed, id)
+							mu.Unlock()
+						case org.IsKind(err, org.KindBusy):
+							time.Sleep(5 * time.Millisecond)
+						default:
+							t.Errorf("write %s: %v", id, err)
+							return
+						}
+					}
+				}()
+			}
+			time.Sleep(150 * time.Millisecond)
+			_, err = svcA.Update(ctx, p, org.UpdateInput{Name: strp("Globex Inc")})
+			require.NoError(t, err)
+			time.Sleep(200 * time.Millisecond)
+			close(stop)
+			wg.Wait()
+			require.NotEmpty(t, confirmed)
+
+			assert.Equal(t, []string{"org_globex_inc"}, f.tenants())
+			for _, id := range confirmed {
+				_, err := docsA.Get(ctx, p, id)
+				assert.NoError(t, err, "%s was confirmed", id)
+			}
+			n, err := f.store.CountTenant(ctx, "org_globex_inc")
+			require.NoError(t, err)
+			assert.EqualValues(t, len(confirmed), n)
 		})
 	}
 }
