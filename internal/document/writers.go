@@ -178,6 +178,12 @@ func (r *registry) register(ctx context.Context, h *holder) error {
 	h.renewedAt = sent
 	h.lastUse = sent
 	close(h.ready)
+	if r.closed { // closed while registering: nothing renews it
+		r.dropLocked(h)
+		h.deleted = true
+		go r.unregister(h)
+		return org.Errorf(org.KindUnavailable, "the service is shutting down")
+	}
 	r.wg.Add(1)
 	go r.keep(h)
 	return nil
