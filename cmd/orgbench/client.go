@@ -12,7 +12,7 @@ import (
 	"time"
 )
 
-// apiClient speaks the service's HTTP API: the five /api/v1 endpoints, and
+// apiClient speaks the service's HTTP API: the /api/v1 endpoints, and
 // nothing specific to this implementation, so it can target any server with
 // the same API.
 type apiClient struct {
@@ -155,6 +155,18 @@ func (c *apiClient) rename(ctx context.Context, token, name string) (orgInfo, er
 	}
 	var o orgInfo
 	return o, json.Unmarshal(b, &o)
+}
+
+// getDoc reads a documents resource (a document, a page, an export) to its end.
+func (c *apiClient) getDoc(ctx context.Context, token, path string) error {
+	_, err := c.do(ctx, http.MethodGet, path, token, nil, http.StatusOK, false)
+	return err
+}
+
+// postDoc creates a document.
+func (c *apiClient) postDoc(ctx context.Context, token string, body []byte) error {
+	_, err := c.do(ctx, http.MethodPost, "/api/v1/org/documents", token, body, http.StatusCreated, false)
+	return err
 }
 
 func (c *apiClient) close() { c.hc.CloseIdleConnections() }

@@ -2,8 +2,8 @@
 // measures every endpoint beside the ceiling that bounds it, in one run on
 // one machine: get beside the same lookups straight through the driver,
 // login beside raw bcrypt, create, rename of a collection of D documents
-// with each strategy, and get and create as the number of organizations
-// grows. Beside throughput and latency it reports the service process's CPU
+// with each strategy, get and create as the number of organizations
+// grows, and the documents API beside the driver operations that bound it. Beside throughput and latency it reports the service process's CPU
 // time per request and peak memory, which tell two implementations apart
 // when the database is the bottleneck.
 //
@@ -66,23 +66,25 @@ type config struct {
 	SeedAPI         bool
 	Keep            bool
 
-	Clients   int
-	Instances []int // service processes per scenario group, a pass of the groups for each
-	Orgs      int
-	Scale     []int
-	Docs      []int
-	MaxDocs   int
-	Renames   int
-	Rounds    int
-	LoginCost int
-	Duration  time.Duration
-	Warmup    time.Duration
+	Clients    int
+	Instances  []int // service processes per scenario group, a pass of the groups for each
+	Orgs       int
+	DocPool    int
+	ExportDocs []int
+	Scale      []int
+	Docs       []int
+	MaxDocs    int
+	Renames    int
+	Rounds     int
+	LoginCost  int
+	Duration   time.Duration
+	Warmup     time.Duration
 
 	race bool // build the binaries with -race (set by tests run with -race, to reuse their build cache)
 }
 
 // groups are the scenario groups, in the order they run.
-var groups = []string{"get", "login", "rename"}
+var groups = []string{"get", "login", "rename", "docs"}
 
 // docs returns the D values to measure: -docs up to -max-docs.
 func (c config) docs() []int {
@@ -99,8 +101,9 @@ func (c config) want(group string) bool { return len(c.Only) == 0 || slices.Cont
 
 // preset is the size of a run: the full one, or -quick.
 type preset struct {
-	orgs              int
 	instances         []int
+	orgs, docPool     int
+	exportDocs        []int
 	scale, docs       []int
 	maxDocs, renames  int
 	duration, warmup  time.Duration
@@ -108,8 +111,8 @@ type preset struct {
 }
 
 var (
-	full  = preset{orgs: 1000, instances: []int{1, 3}, scale: []int{1000, 10000}, docs: []int{1000, 10000, 100000, 1000000}, maxDocs: 1000000, renames: 5, duration: 10 * time.Second, warmup: 2 * time.Second, rounds: 3, loginCost: 12}
-	quick = preset{orgs: 300, instances: []int{1}, scale: []int{300, 1000}, docs: []int{1000, 10000, 100000}, maxDocs: 100000, renames: 3, duration: 3 * time.Second, warmup: time.Second, rounds: 2, loginCost: 10}
+	full  = preset{orgs: 1000, instances: []int{1, 3}, docPool: 10000, exportDocs: []int{1000, 100000}, scale: []int{1000, 10000}, docs: []int{1000, 10000, 100000, 1000000}, maxDocs: 1000000, renames: 5, duration: 10 * time.Second, warmup: 2 * time.Second, rounds: 3, loginCost: 12}
+	quick = preset{orgs: 300, instances: []int{1}, docPool: 2000, exportDocs: []int{1000, 20000}, scale: []int{300, 1000}, docs: []int{1000, 10000, 100000}, maxDocs: 100000, renames: 3, duration: 3 * time.Second, warmup: time.Second, rounds: 2, loginCost: 10}
 )
 
 func parseFlags(args []string, errw io.Writer) (config, error) {
@@ -141,6 +144,8 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 	fs.IntVar(&c.Clients, "clients", 32, "concurrent clients")
 	instances := fs.String("instances", ints(full.instances), "service processes on the one database, the load spread over them: a pass of the get and login groups for each N (rows of N > 1 named <row>@N)")
 	fs.IntVar(&c.Orgs, "orgs", full.orgs, "organizations in the get pool")
+	fs.IntVar(&c.DocPool, "doc-pool", full.docPool, "documents in the collection of the doc-* and export scenarios")
+	exportDocs := fs.String("export-docs", ints(full.exportDocs), "document counts D of the export-rss-D scenarios (memory of the largest vs the smallest)")
 	scale := fs.String("scale", ints(full.scale), "organization counts T of the scale-T scenarios")
 	docs := fs.String("docs", ints(full.docs), "document counts D of the rename-D scenarios")
 	fs.IntVar(&c.MaxDocs, "max-docs", full.maxDocs, "largest D to run")
@@ -162,6 +167,8 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 		}
 		apply("instances", func() { *instances = ints(quick.instances) })
 		apply("orgs", func() { c.Orgs = quick.orgs })
+		apply("doc-pool", func() { c.DocPool = quick.docPool })
+		apply("export-docs", func() { *exportDocs = ints(quick.exportDocs) })
 		apply("scale", func() { *scale = ints(quick.scale) })
 		apply("docs", func() { *docs = ints(quick.docs) })
 		apply("max-docs", func() { c.MaxDocs = quick.maxDocs })
@@ -184,6 +191,10 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 	if c.Instances, err = parseInts(*instances); err != nil {
 		return c, fmt.Errorf("-instances: %w", err)
 	}
+	if c.ExportDocs, err = parseInts(*exportDocs); err != nil {
+		return c, fmt.Errorf("-export-docs: %w", err)
+	}
+	slices.Sort(c.ExportDocs)
 	slices.Sort(c.Scale)
 	slices.Sort(c.Docs)
 	slices.Sort(c.Instances)
@@ -201,6 +212,8 @@ func parseFlags(args []string, errw io.Writer) (config, error) {
 		return c, errors.New("-clients must be at least 1")
 	case c.Orgs < 1:
 		return c, errors.New("-orgs must be at least 1")
+	case c.DocPool < 1:
+		return c, errors.New("-doc-pool must be at least 1")
 	case c.Renames < 1:
 		return c, errors.New("-renames must be at least 1")
 	case c.LoginCost < 4 || c.LoginCost > 31:
@@ -252,7 +265,7 @@ func run(ctx context.Context, cfg config, out, errw io.Writer) error {
 	}
 	h.printHeader()
 	scenarios := map[string]func(context.Context) error{
-		"get": h.getScenarios, "login": h.loginScenarios, "rename": h.renameScenarios,
+		"get": h.getScenarios, "login": h.loginScenarios, "rename": h.renameScenarios, "docs": h.docScenarios,
 	}
 	for _, n := range cfg.Instances {
 		h.setInstances(n)

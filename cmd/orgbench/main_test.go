@@ -31,6 +31,7 @@ func TestHarnessRuns(t *testing.T) {
 		"-clients", "4", "-orgs", "12", "-scale", "12,20", "-docs", "100,1000",
 		"-renames", "2", "-duration", "300ms", "-warmup", "100ms", "-rounds", "1", "-login-cost", "4",
 		"-instances", "1,2",
+		"-doc-pool", "60", "-export-docs", "50,200",
 	}, os.Stderr)
 	require.NoError(t, err)
 	cfg.race = raceBuild
@@ -47,6 +48,8 @@ func TestHarnessRuns(t *testing.T) {
 		"scale-20-get-ceiling", "scale-20-get", "scale-20-create",
 		"bcrypt-ceiling", "login",
 		"rename-100/rename", "rename-100/copy", "rename-1000/rename", "rename-1000/copy",
+		"doc-get-ceiling", "doc-get", "doc-list-ceiling", "doc-list", "export-ceiling", "export",
+		"doc-insert-ceiling", "doc-insert", "export-rss-50", "export-rss-200",
 	}
 	// The get and login groups again with two service processes.
 	two := []string{
@@ -98,6 +101,7 @@ func TestHarnessRuns(t *testing.T) {
 	for _, k := range []string{
 		"get_vs_ceiling", "login_vs_bcrypt", "rename_large_vs_small", "get_vs_ceiling_at_12", "get_vs_ceiling_at_20",
 		"get_vs_ceiling@2", "login_vs_bcrypt@2", "get_vs_ceiling_at_12@2", "get_vs_ceiling_at_20@2",
+		"doc_get_vs_ceiling", "doc_insert_vs_ceiling", "export_vs_ceiling", "export_rss_growth_mb",
 	} {
 		if assert.Contains(t, rep.Ratios, k) {
 			assert.NotNil(t, rep.Ratios[k], "ratio %s", k)
@@ -130,6 +134,8 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, quick.scale, c.Scale)
 	assert.Equal(t, []int{1000, 10000, 100000}, c.docs())
 	assert.Equal(t, []int{1}, c.Instances, "-quick runs one instance")
+	assert.Equal(t, quick.exportDocs, c.ExportDocs)
+	assert.Equal(t, quick.docPool, c.DocPool)
 
 	c, err = parseFlags([]string{"-max-docs", "10000"}, os.Stderr)
 	require.NoError(t, err)
@@ -148,7 +154,7 @@ func TestParseFlags(t *testing.T) {
 	assert.Equal(t, []int{1}, c.Instances, "a running server is one instance")
 
 	for _, bad := range [][]string{{"-only", "nope"}, {"-pid", "1"}, {"-scale", "x"}, {"-clients", "0"},
-		{"-instances", "0"}, {"-url", "http://127.0.0.1:1", "-instances", "3"}} {
+		{"-instances", "0"}, {"-url", "http://127.0.0.1:1", "-instances", "3"}, {"-doc-pool", "0"}, {"-export-docs", "x"}} {
 		_, err := parseFlags(bad, &bytes.Buffer{})
 		assert.Error(t, err, "%v", bad)
 	}

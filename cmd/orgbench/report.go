@@ -89,9 +89,24 @@ func (r *report) setRatio(key string, num, den float64, bound float64, atLeast b
 	r.ratios = append(r.ratios, rt)
 }
 
+// setValue records a measured value (not a ratio, and of any sign)
+// against its bound.
+func (r *report) setValue(key string, v, bound float64, atLeast bool) {
+	r.setRatio(key, 1, 1, bound, atLeast) // the entry, with its target
+	for i := range r.ratios {
+		if r.ratios[i].key == key {
+			met := v >= bound
+			if !atLeast {
+				met = v <= bound
+			}
+			r.ratios[i].value, r.ratios[i].met = &v, &met
+		}
+	}
+}
+
 // requiredRatios are always present in the JSON (null when not measured):
-// the three of the first issue and get_vs_ceiling_at_T for every T of
-// -scale, in every pass of -instances.
+// the three of the first issue, the documents' (one instance), and
+// get_vs_ceiling_at_T for every T of -scale, in every pass of -instances.
 func (h *harness) requiredRatios() []string {
 	var out []string
 	for _, n := range h.cfg.Instances {
@@ -101,7 +116,8 @@ func (h *harness) requiredRatios() []string {
 		}
 		keys := []string{"get_vs_ceiling", "login_vs_bcrypt"}
 		if n == 1 {
-			keys = append(keys, "rename_large_vs_small")
+			keys = append(keys, "rename_large_vs_small",
+				"doc_get_vs_ceiling", "doc_insert_vs_ceiling", "export_vs_ceiling", "export_rss_growth_mb")
 		}
 		for _, t := range h.cfg.Scale {
 			keys = append(keys, "get_vs_ceiling_at_"+strconv.Itoa(t))
@@ -330,6 +346,8 @@ type settings struct {
 	Clients        int     `json:"clients"`
 	Instances      []int   `json:"instances"`
 	Orgs           int     `json:"orgs"`
+	DocPool        int     `json:"doc_pool"`
+	ExportDocs     []int   `json:"export_docs"`
 	Scale          []int   `json:"scale"`
 	Docs           []int   `json:"docs"`
 	DurationSec    float64 `json:"duration_sec"`
@@ -347,7 +365,7 @@ func (h *harness) writeJSON(ctx context.Context, w io.Writer, at time.Time) erro
 		Machine:   h.machine(),
 		Date:      at.UTC().Format(time.RFC3339),
 		Settings: settings{
-			Quick: h.cfg.Quick, Clients: h.cfg.Clients, Instances: h.cfg.Instances, Orgs: h.cfg.Orgs, Scale: h.cfg.Scale, Docs: h.cfg.docs(),
+			Quick: h.cfg.Quick, Clients: h.cfg.Clients, Instances: h.cfg.Instances, Orgs: h.cfg.Orgs, DocPool: h.cfg.DocPool, ExportDocs: h.cfg.ExportDocs, Scale: h.cfg.Scale, Docs: h.cfg.docs(),
 			DurationSec: h.cfg.Duration.Seconds(), WarmupSec: h.cfg.Warmup.Seconds(),
 			LoginCost: h.cfg.LoginCost, PoolCost: 4, ServiceLogging: h.cfg.ServiceLogLevel,
 		},

@@ -18,6 +18,7 @@ import (
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/config"
 	"github.com/orgservice/orgservice/internal/directory"
+	"github.com/orgservice/orgservice/internal/document"
 	"github.com/orgservice/orgservice/internal/embeddb"
 	"github.com/orgservice/orgservice/internal/httpapi"
 	"github.com/orgservice/orgservice/internal/metrics"
@@ -104,9 +105,12 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	docs := document.NewService(store, orgs, document.Config{MaxBytes: cfg.DocumentMaxBytes}, log)
+	defer docs.Close(context.WithoutCancel(ctx))
 	mets := metrics.New()
 	orgs.SetObserver(mets) // before anything runs operations
 	mets.WatchDirectory(dir)
+	orgs.SetWriters(docs) // renames and deletes wait for document writes in flight
 	go orgs.RunReconciler(ctx, cfg.LeaseTTL, fullReconcileEvery)
 
 	trusted, err := cfg.TrustedPrefixes()
@@ -126,6 +130,9 @@ func run(ctx context.Context) error {
 		TrustedProxies:  trusted,
 		CORSOrigins:     cfg.CORSOrigins,
 		Metrics:         mets,
+		Documents:       docs,
+		DataRatePerMin:  cfg.DataRatePerMin,
+		ImportMaxBytes:  cfg.ImportMaxBytes,
 	})
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,

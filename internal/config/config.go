@@ -45,6 +45,9 @@ type Config struct {
 	WriteRatePerMin    int           `envconfig:"WRITE_RATE_PER_MIN" default:"10"`
 	TrustedProxies     []string      `envconfig:"TRUSTED_PROXIES"`
 	CORSOrigins        []string      `envconfig:"CORS_ALLOWED_ORIGINS" default:"*"`
+	DocumentMaxBytes   int           `envconfig:"DOCUMENT_MAX_BYTES" default:"262144"`
+	ImportMaxBytes     int64         `envconfig:"IMPORT_MAX_BYTES" default:"1073741824"`
+	DataRatePerMin     int           `envconfig:"DATA_RATE_PER_MIN" default:"6000"`
 	// RateLimitStore is "memory" or "database"; Load fills in the default
 	// (memory on the embedded database, database with MONGO_URL).
 	RateLimitStore string `envconfig:"RATE_LIMIT_STORE"`
@@ -56,6 +59,10 @@ const (
 	RateLimitMemory   = "memory"   // each instance counts on its own
 	RateLimitDatabase = "database" // every instance sharing the database counts together
 )
+
+// MaxDocumentBytes is the largest DOCUMENT_MAX_BYTES accepted: a document's
+// BSON can be a few times its JSON, and must stay under MongoDB's 16 MiB.
+const MaxDocumentBytes = 2 << 20
 
 // Embedded reports whether the service runs its own FerretDB.
 func (c Config) Embedded() bool { return c.MongoURL == "" }
@@ -119,6 +126,12 @@ func (c Config) validate() error {
 		return errors.New("RATE_LIMIT_STORE must be memory or database")
 	case !oneOf(c.RateLimitFail, "open", "closed"):
 		return errors.New("RATE_LIMIT_FAIL must be open or closed")
+	case c.DocumentMaxBytes < 1024 || c.DocumentMaxBytes > MaxDocumentBytes:
+		return fmt.Errorf("DOCUMENT_MAX_BYTES must be between 1024 and %d", MaxDocumentBytes)
+	case c.ImportMaxBytes < int64(c.DocumentMaxBytes):
+		return errors.New("IMPORT_MAX_BYTES must be at least DOCUMENT_MAX_BYTES")
+	case c.DataRatePerMin < 0:
+		return errors.New("DATA_RATE_PER_MIN must not be negative")
 	}
 	if _, err := c.TrustedPrefixes(); err != nil {
 		return err

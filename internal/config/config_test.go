@@ -28,6 +28,9 @@ func TestLoadDefaults(t *testing.T) {
 	assert.Equal(t, 12, c.BcryptCost)
 	assert.Equal(t, "auto", c.MigrationStrategy)
 	assert.Equal(t, []string{"*"}, c.CORSOrigins)
+	assert.Equal(t, 256<<10, c.DocumentMaxBytes)
+	assert.Equal(t, int64(1<<30), c.ImportMaxBytes)
+	assert.Equal(t, 6000, c.DataRatePerMin)
 }
 
 func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
@@ -46,6 +49,10 @@ func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"MONGO_DB_NAME", "a.b"},
 		{"RATE_LIMIT_STORE", "redis"},
 		{"RATE_LIMIT_FAIL", "maybe"},
+		{"DOCUMENT_MAX_BYTES", "100"},
+		{"DOCUMENT_MAX_BYTES", "99999999"},
+		{"IMPORT_MAX_BYTES", "1000"},
+		{"DATA_RATE_PER_MIN", "-1"},
 	} {
 		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
 			inDir(t)

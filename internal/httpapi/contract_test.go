@@ -197,7 +197,7 @@ func TestContractRoutesMatchSpec(t *testing.T) {
 
 // TestContractProblemTypes: the spec's problem type list is exactly the
 // types the server answers with, and the bearer-protected operations are
-// exactly update and delete.
+// exactly update, delete and the documents operations.
 func TestContractProblemTypes(t *testing.T) {
 	sp, err := loadSpec()
 	require.NoError(t, err)
@@ -206,7 +206,8 @@ func TestContractProblemTypes(t *testing.T) {
 		types = append(types, strings.TrimPrefix(v.(string), httpapi.ProblemBase))
 	}
 	want := []string{"bad-request", "validation", "unauthorized", "forbidden", "not-found", "conflict",
-		"operation-in-progress", "payload-too-large", "method-not-allowed", "rate-limited", "unavailable", "internal"}
+		"operation-in-progress", "payload-too-large", "method-not-allowed", "rate-limited", "unavailable", "internal",
+		"precondition-failed", "unsupported-media-type"}
 	assert.ElementsMatch(t, want, types)
 
 	var secured []string
@@ -218,7 +219,12 @@ func TestContractProblemTypes(t *testing.T) {
 		}
 	}
 	slices.Sort(secured)
-	assert.Equal(t, []string{"DELETE /api/v1/org/delete", "PUT /api/v1/org/update"}, secured)
+	assert.Equal(t, []string{
+		"DELETE /api/v1/org/delete", "DELETE /api/v1/org/documents/{id}",
+		"GET /api/v1/org/documents", "GET /api/v1/org/documents/{id}", "GET /api/v1/org/export",
+		"PATCH /api/v1/org/documents/{id}", "POST /api/v1/org/documents", "POST /api/v1/org/import",
+		"PUT /api/v1/org/documents/{id}", "PUT /api/v1/org/update",
+	}, secured)
 }
 
 // failures collects what a checker reports instead of failing the test.

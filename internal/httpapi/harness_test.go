@@ -18,6 +18,7 @@ import (
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/dbtest"
 	"github.com/orgservice/orgservice/internal/directory"
+	"github.com/orgservice/orgservice/internal/document"
 	"github.com/orgservice/orgservice/internal/httpapi"
 	"github.com/orgservice/orgservice/internal/metrics"
 	"github.com/orgservice/orgservice/internal/mongostore"
@@ -27,14 +28,19 @@ import (
 // testSecret signs tokens in tests.
 const testSecret = "test-secret-key-0123456789abcdef0123456789"
 
+// docsConfig is the documents service's configuration in tests: short
+// TTLs, so that a test that stops a writer does not wait long for it.
+var docsConfig = document.Config{WriterTTL: 2 * time.Second, ClaimTTL: 3 * time.Second}
+
 // env is one test's service over its own database, reached through the real router.
 type env struct {
-	t     testing.TB
-	db    *mongo.Database
-	store *mongostore.Store
-	orgs  *org.Service
-	auth  *auth.Service
-	srv   *httpapi.Server
+	t      testing.TB
+	db     *mongo.Database
+	store  *mongostore.Store
+	orgs   *org.Service
+	auth   *auth.Service
+	docSvc *document.Service
+	srv    *httpapi.Server
 }
 
 // newEnv builds the whole service over a fresh database, with the default
@@ -75,7 +81,13 @@ func newEnvOn(t testing.TB, db *mongo.Database, cfg org.Config, opts httpapi.Opt
 		orgs.SetObserver(m)
 		opts.Metrics = m
 	}
-	return &env{t: t, db: db, store: store, orgs: orgs, auth: authn, srv: httpapi.New(orgs, authn, log, opts)}
+	docs := document.NewService(store, orgs, docsConfig, log)
+	t.Cleanup(func() { docs.Close(context.Background()) })
+	orgs.SetWriters(docs)
+	if opts.Documents == nil {
+		opts.Documents = docs
+	}
+	return &env{t: t, db: db, store: store, orgs: orgs, auth: authn, docSvc: docs, srv: httpapi.New(orgs, authn, log, opts)}
 }
 
 // resp is a recorded response.

@@ -45,6 +45,8 @@ var kinds = map[org.Kind]problemKind{
 	org.KindBusy:         {http.StatusConflict, "operation-in-progress", "Operation in progress"},
 	org.KindUnavailable:  {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
 	org.KindInternal:     {http.StatusInternalServerError, "internal", "Internal server error"},
+	org.KindPrecondition: {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
+	org.KindTooLarge:     {http.StatusRequestEntityTooLarge, "payload-too-large", "Payload too large"},
 }
 
 // requestError is a problem with the HTTP request itself (its body, its

@@ -17,6 +17,7 @@ const (
 	limitLoginIP    = "login_ip"
 	limitLoginEmail = "login_email"
 	limitWrite      = "write"
+	limitData       = "data"
 )
 
 // rateLimits are the limiter middlewares. They run before authentication
@@ -25,6 +26,7 @@ type rateLimits struct {
 	loginIP    func(http.Handler) http.Handler // logins per client IP
 	loginEmail func(http.Handler) http.Handler // logins per email, whatever the IP
 	write      func(http.Handler) http.Handler // creates, updates and deletes per client IP
+	data       func(http.Handler) http.Handler // document requests per organization, after authentication
 
 	failOpenLog *throttle // warnings of requests let through while the RateStore fails
 }
@@ -35,6 +37,7 @@ func (s *Server) newRateLimits() rateLimits {
 		loginEmail:  s.limiter(limitLoginEmail, s.opts.LoginRatePerMin, loginEmail),
 		write:       s.limiter(limitWrite, s.opts.WriteRatePerMin, s.ips.key),
 		failOpenLog: &throttle{every: failOpenLogEvery},
+		data:        s.limiter(limitData, s.opts.DataRatePerMin, principalOrg),
 	}
 }
 
@@ -62,6 +65,12 @@ func (s *Server) limiter(name string, perMin int, key func(*http.Request) string
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// principalOrg keys a limit by the authenticated organization.
+func principalOrg(r *http.Request) string {
+	p, _ := principal(r.Context())
+	return p.OrgID
 }
 
 // rateLimited answers a limited request; its limiter has already set

@@ -104,25 +104,16 @@ func (c *cluster) post(path, body, client string) resp {
 	return resp{Status: res.StatusCode, Header: res.Header, Body: b}
 }
 
-// concurrently runs send(0..n-1) all at once and counts the answers by status.
-func concurrently(n int, send func(i int) resp) map[int]int {
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		counts = map[int]int{}
-		start  = make(chan struct{})
-	)
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			r := send(i)
-			mu.Lock()
-			counts[r.Status]++
-			mu.Unlock()
-		})
-	}
-	close(start)
-	wg.Wait()
+// statusCounts runs send(0..n-1) all at once and counts the answers by status.
+func statusCounts(n int, send func(i int) resp) map[int]int {
+	var mu sync.Mutex
+	counts := map[int]int{}
+	concurrently(n, func(i int) {
+		r := send(i)
+		mu.Lock()
+		counts[r.Status]++
+		mu.Unlock()
+	})
 	return counts
 }
 
@@ -155,7 +146,7 @@ func slots(t testing.TB, db *mongo.Database, prefix string) int64 {
 func TestSharedLoginLimitIsExactAcrossInstances(t *testing.T) {
 	c := newCluster(t, 3, httpapi.Options{LoginRatePerMin: 5})
 	c.envs[0].create("Acme", "admin@acme.com", "s3cretpass")
-	counts := concurrently(30, func(i int) resp {
+	counts := statusCounts(30, func(i int) resp {
 		return c.post("/api/v1/admin/login", loginBody("admin@acme.com", "wrongpass1"), fmt.Sprintf("198.51.100.%d", i+1))
 	})
 	assert.Equal(t, map[int]int{http.StatusUnauthorized: 5, http.StatusTooManyRequests: 25}, counts)
@@ -170,7 +161,7 @@ func TestSharedLoginLimitIsExactAcrossInstances(t *testing.T) {
 // ten of the write limit create an organization.
 func TestSharedWriteLimitIsExactAcrossInstances(t *testing.T) {
 	c := newCluster(t, 3, httpapi.Options{WriteRatePerMin: 10})
-	counts := concurrently(30, func(i int) resp {
+	counts := statusCounts(30, func(i int) resp {
 		return c.post("/api/v1/org/create",
 			fmt.Sprintf(`{"organization_name":"Org %d","email":"a%d@x.com","password":"s3cretpass"}`, i, i), "203.0.113.9")
 	})

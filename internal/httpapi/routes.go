@@ -34,6 +34,18 @@ func (s *Server) routes() chi.Router {
 			r.Put("/org/update", s.updateOrg)
 			r.Delete("/org/delete", s.deleteOrg)
 		})
+		// Documents: limited per organization, so after authentication.
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate, s.limits.data)
+			r.Get("/org/documents", s.listDocuments)
+			r.Post("/org/documents", s.createDocument)
+			r.Get("/org/documents/{id}", s.getDocument)
+			r.Put("/org/documents/{id}", s.replaceDocument)
+			r.Patch("/org/documents/{id}", s.patchDocument)
+			r.Delete("/org/documents/{id}", s.deleteDocument)
+			r.Get("/org/export", s.exportDocuments)
+			r.Post("/org/import", s.importDocuments)
+		})
 	})
 	return r
 }

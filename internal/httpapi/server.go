@@ -68,12 +68,21 @@ type Options struct {
 	// Metrics records requests and rate-limit rejections and serves
 	// /metrics; nil gets a registry of the server's own.
 	Metrics Recorder
+	// Documents serves the tenant documents routes (/api/v1/org/documents,
+	// export, import); they are routed even when it is nil.
+	Documents Documents
+	// DataRatePerMin caps document requests a minute per organization; 0
+	// disables the limit.
+	DataRatePerMin int
+	// ImportMaxBytes caps an import's body; 0 is DefaultImportMaxBytes.
+	ImportMaxBytes int64
 }
 
 // Server holds the API's dependencies; its methods are the handlers.
 type Server struct {
 	orgs    Orgs
 	auth    Auth
+	docs    Documents
 	log     *slog.Logger
 	opts    Options
 	metrics Recorder
@@ -96,7 +105,11 @@ func New(orgs Orgs, authn Auth, log *slog.Logger, opts Options) *Server {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.ImportMaxBytes <= 0 {
+		opts.ImportMaxBytes = DefaultImportMaxBytes
+	}
 	s := &Server{orgs: orgs, auth: authn, log: log, opts: opts, metrics: opts.Metrics, ips: clientIPs{trusted: opts.TrustedProxies}}
+	s.docs = opts.Documents
 	s.limits = s.newRateLimits()
 	s.router = s.routes()
 	return s

@@ -44,6 +44,9 @@ func (s *Service) Delete(ctx context.Context, p Principal, name string) error {
 
 // finishDelete rolls a delete forward; every step is safe to repeat.
 func (s *Service) finishDelete(ctx context.Context, o *Organization) error {
+	if err := s.writers.Quiesce(ctx, o.ID); err != nil {
+		return err
+	}
 	if err := s.store.DropTenant(ctx, o.CollectionName); err != nil {
 		return err
 	}

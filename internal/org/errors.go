@@ -19,6 +19,8 @@ const (
 	KindForbidden                // authenticated, but not for this organization
 	KindBusy                     // another operation on the organization is in progress
 	KindUnavailable              // the database cannot be reached in time
+	KindPrecondition             // a conditional request's precondition (If-Match) does not hold
+	KindTooLarge                 // the input is larger than allowed
 )
 
 // FieldError names one invalid input field.

@@ -64,6 +64,18 @@ type Observer interface {
 	Migrated(strategy Strategy, docs int64, took time.Duration)
 }
 
+// Writers holds a rename or delete back until no write to the
+// organization's tenant collection can land any more. Quiesce is called
+// after the operation's intent is written and before its collection is
+// moved or dropped; it returns KindBusy when writers do not drain in time.
+type Writers interface {
+	Quiesce(ctx context.Context, orgID string) error
+}
+
+type nopWriters struct{}
+
+func (nopWriters) Quiesce(context.Context, string) error { return nil }
+
 type nopObserver struct{}
 
 func (nopObserver) OrgCreated()                             {}
@@ -78,6 +90,7 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	obs      Observer
+	writers  Writers
 	instance string       // names this process in lease owners
 	leases   atomic.Int64 // numbers this process's lease acquisitions
 
@@ -98,6 +111,7 @@ func NewService(store Store, dir Directory, hasher Hasher, cfg Config, log *slog
 		cfg:      cfg.withDefaults(),
 		log:      log,
 		obs:      nopObserver{},
+		writers:  nopWriters{},
 		instance: "svc-" + hex.EncodeToString(b),
 		settling: map[string]bool{},
 	}
@@ -105,6 +119,10 @@ func NewService(store Store, dir Directory, hasher Hasher, cfg Config, log *slog
 
 // SetObserver registers o to be told about finished operations.
 func (s *Service) SetObserver(o Observer) { s.obs = o }
+
+// SetWriters registers w to be waited for before a tenant collection is
+// moved or dropped. Call it before anything runs operations.
+func (s *Service) SetWriters(w Writers) { s.writers = w }
 
 // Wait blocks until every detached operation has finished or ctx is done.
 func (s *Service) Wait(ctx context.Context) error {

@@ -143,6 +143,9 @@ func (s *Service) update(ctx context.Context, o *Organization, v validUpdate, ha
 func (s *Service) finishRename(ctx context.Context, o *Organization) error {
 	p := o.Pending
 	if o.Slug != p.ToSlug { // not switched yet
+		if err := s.writers.Quiesce(ctx, o.ID); err != nil {
+			return err
+		}
 		start := time.Now()
 		strategy, moved, err := s.move(ctx, o)
 		if err != nil {

@@ -2,8 +2,8 @@
 
 // Package crash holds the black-box SIGKILL test: the real binary, killed
 // at random moments while it renames an organization holding 100,000
-// documents with the copy strategy, restarted, and checked. Run it with
-// `make test-crash`.
+// documents with the copy strategy — and while documents are being written
+// through the API — restarted, and checked. Run it with `make test-crash`.
 package crash
 
 import (
@@ -53,7 +53,7 @@ func startService(t *testing.T, bin, mongoURL, addr, logPath string) *service {
 	cmd.Env = append(os.Environ(),
 		"MONGO_URL="+mongoURL, "MONGO_DB_NAME="+dbName, "SECRET_KEY="+strings.Repeat("s", 40),
 		"HTTP_ADDR="+addr, "MIGRATION_STRATEGY=copy", "LEASE_TTL=2s", "BCRYPT_COST=4",
-		"LOGIN_RATE_PER_MIN=0", "WRITE_RATE_PER_MIN=0", "LOG_FORMAT=text", "LOG_LEVEL=info",
+		"LOGIN_RATE_PER_MIN=0", "WRITE_RATE_PER_MIN=0", "DATA_RATE_PER_MIN=0", "LOG_FORMAT=text", "LOG_LEVEL=info",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	require.NoError(t, cmd.Start())
@@ -142,6 +142,11 @@ func TestSIGKILLDuringRenames(t *testing.T) {
 	start := time.Now()
 	seedDocs(t, db.Collection("org_crash_test_0"), *docs)
 	t.Logf("seeded %d documents in %s", *docs, time.Since(start).Round(time.Millisecond))
+	api := newAPIDocs()
+	for i := range 200 {
+		api.post(t, base, token, fmt.Sprintf("before-%03d", i))
+	}
+	require.Len(t, api.confirmed, 200, "documents written through the API")
 
 	// A rename that runs to the end gives the scale for choosing kill moments.
 	start = time.Now()
@@ -149,15 +154,34 @@ func TestSIGKILLDuringRenames(t *testing.T) {
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	full := time.Since(start)
 	t.Logf("an uninterrupted copy rename of %d documents takes %s", *docs, full.Round(time.Millisecond))
-	checkInvariants(t, db, base, "crash_test_1", *docs)
+	checkInvariants(t, db, base, "crash_test_1", *docs, api, token)
 
 	current := 1
 	for round := 1; round <= *rounds; round++ {
 		next := current + 1
+		// Writers keep writing documents through the API during the rename
+		// and its kill: every one answered 201 must survive.
+		stopWriters := make(chan struct{})
+		writersDone := make(chan struct{})
+		go func() {
+			defer close(writersDone)
+			for i := 0; ; i++ {
+				select {
+				case <-stopWriters:
+					return
+				default:
+				}
+				api.post(t, base, token, fmt.Sprintf("round%d-%05d", round, i))
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+		time.Sleep(200 * time.Millisecond) // some land before the rename starts, some race it
 		go call(t, http.MethodPut, base+"/api/v1/org/update", token, fmt.Sprintf(`{"organization_name":"Crash Test %d"}`, next))
 		after := time.Duration(rng.Int64N(int64(full)))
 		time.Sleep(after)
 		svc.kill()
+		close(stopWriters)
+		<-writersDone
 		t.Logf("round %d: killed %s into the rename to crash_test_%d", round, after.Round(time.Millisecond), next)
 
 		svc = startService(t, svcBin, uri, addr, logPath)
@@ -178,8 +202,9 @@ func TestSIGKILLDuringRenames(t *testing.T) {
 		default:
 			t.Fatalf("round %d: organization ended at %q", round, slug)
 		}
-		checkInvariants(t, db, base, slug, *docs)
-		t.Logf("round %d: settled at %s, all %d documents present once", round, slug, *docs)
+		checkInvariants(t, db, base, slug, *docs, api, token)
+		t.Logf("round %d: settled at %s, all %d documents present once, and all %d written through the API",
+			round, slug, *docs, len(api.confirmed))
 	}
 	if t.Failed() {
 		b, _ := os.ReadFile(logPath)
@@ -222,7 +247,7 @@ func waitSettled(t *testing.T, db *mongo.Database) string {
 // checkInvariants: one organization, exactly one tenant collection — the
 // one its metadata names — holding every document exactly once, GET by the
 // current name 200, and the claims matching the live name and email.
-func checkInvariants(t *testing.T, db *mongo.Database, base, slug string, n int) {
+func checkInvariants(t *testing.T, db *mongo.Database, base, slug string, n int, api *apiDocs, token string) {
 	t.Helper()
 	ctx := context.Background()
 	var meta struct {
@@ -245,7 +270,10 @@ func checkInvariants(t *testing.T, db *mongo.Database, base, slug string, n int)
 	coll := db.Collection(meta.Collection)
 	count, err := coll.CountDocuments(ctx, bson.D{})
 	require.NoError(t, err)
-	require.EqualValues(t, n, count, "document count")
+	// A write whose answer a kill cut off may or may not have happened.
+	require.GreaterOrEqual(t, count, int64(n+len(api.confirmed)), "document count")
+	require.LessOrEqual(t, count, int64(n+len(api.confirmed)+len(api.unanswered)), "document count")
+	api.check(t, base, token)
 	// _id is unique in a collection, so n documents with _ids in [0, n) are each of them exactly once.
 	inRange, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: 0}, {Key: "$lt", Value: n}}}})
 	require.NoError(t, err)
@@ -257,4 +285,44 @@ func checkInvariants(t *testing.T, db *mongo.Database, base, slug string, n int)
 	claims, err := db.Collection("claims").CountDocuments(ctx, bson.D{})
 	require.NoError(t, err)
 	require.EqualValues(t, 2, claims, "one name and one email claimed")
+}
+
+// apiDocs are the documents written through the API: those answered 201,
+// and those whose answer never came (the service was killed).
+type apiDocs struct {
+	confirmed  map[string]string // id → the body sent
+	unanswered map[string]bool
+}
+
+func newAPIDocs() *apiDocs {
+	return &apiDocs{confirmed: map[string]string{}, unanswered: map[string]bool{}}
+}
+
+// post writes one document; refusals while a rename is pending (409) are expected.
+func (a *apiDocs) post(t *testing.T, base, token, id string) {
+	body := fmt.Sprintf(`{"id":%q,"n":%d,"s":"survives every crash"}`, id, len(id))
+	status, resp := call(t, http.MethodPost, base+"/api/v1/org/documents", token, body)
+	switch status {
+	case http.StatusCreated:
+		a.confirmed[id] = body
+	case 0:
+		a.unanswered[id] = true
+	case http.StatusConflict, http.StatusServiceUnavailable:
+	default:
+		t.Errorf("write %s: %d %v", id, status, resp)
+	}
+}
+
+// check reads every confirmed document back through the API.
+func (a *apiDocs) check(t *testing.T, base, token string) {
+	t.Helper()
+	for id, body := range a.confirmed {
+		status, got := call(t, http.MethodGet, base+"/api/v1/org/documents/"+id, token, "")
+		require.Equal(t, http.StatusOK, status, "document %s, answered 201, must be readable: %v", id, got)
+		var want map[string]any
+		require.NoError(t, json.Unmarshal([]byte(body), &want))
+		delete(want, "id")
+		require.Equal(t, want, got["data"], "document %s", id)
+		require.EqualValues(t, 1, got["version"], "document %s", id)
+	}
 }

@@ -1,0 +1,236 @@
+package document
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"time"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// Service reads and writes the documents of the principal's organization.
+// It is safe for concurrent use. Close it to give up its writer
+// registrations at shutdown.
+type Service struct {
+	store Store
+	orgs  Orgs
+	cfg   Config
+	log   *slog.Logger
+	reg   *registry
+}
+
+var _ org.Writers = (*Service)(nil)
+
+// NewService returns a Service over store that resolves organizations
+// through orgs.
+func NewService(store Store, orgs Orgs, cfg Config, log *slog.Logger) *Service {
+	cfg = cfg.withDefaults()
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return &Service{
+		store: store, orgs: orgs, cfg: cfg, log: log,
+		reg: newRegistry(store, orgs, log, cfg.WriterTTL, "docs-"+hex.EncodeToString(b)),
+	}
+}
+
+// MaxBytes is the size limit of a document's JSON.
+func (s *Service) MaxBytes() int { return s.cfg.MaxBytes }
+
+// Close stops renewing this process's writer registrations and deletes
+// them; writes after it fail with KindUnavailable.
+func (s *Service) Close(ctx context.Context) { s.reg.close(ctx) }
+
+// Quiesce returns once no process can write to orgID's collection any
+// more: it is called by a rename or delete after writing its intent, and
+// waits for the writes that resolved the collection before (see
+// writers.go). KindBusy when they do not end within twice the writer TTL.
+func (s *Service) Quiesce(ctx context.Context, orgID string) error {
+	return s.reg.quiesce(ctx, orgID, s.reg.margin(), 2*s.cfg.WriterTTL)
+}
+
+// resolve returns the principal's organization as it stands.
+// KindUnauthorized when it is gone.
+func (s *Service) resolve(ctx context.Context, p org.Principal) (*org.Organization, error) {
+	o, err := s.orgs.ByID(ctx, p.OrgID)
+	if org.IsKind(err, org.KindNotFound) {
+		return nil, org.Errorf(org.KindUnauthorized, "the token's organization no longer exists")
+	}
+	return o, err
+}
+
+// write runs fn on the principal's collection under this process's writer
+// registration, with the organization resolved after the registration is
+// in place, and on a context that ends before the registration can expire.
+// KindBusy while the organization has a rename or delete in progress.
+func (s *Service) write(ctx context.Context, p org.Principal, fn func(ctx context.Context, coll string) error) error {
+	h, deadline, err := s.reg.acquire(ctx, p.OrgID)
+	if err != nil {
+		return err
+	}
+	intent := false
+	defer func() { s.reg.release(h, intent) }()
+	o, err := s.resolve(ctx, p)
+	if err != nil {
+		intent = org.IsKind(err, org.KindUnauthorized)
+		return err
+	}
+	if o.Pending != nil || o.State != org.StateActive {
+		intent = true
+		return busy()
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	return fn(ctx, o.CollectionName)
+}
+
+// read runs fn on the principal's collection; when fn finds nothing there,
+// it tries where the documents may have moved: the target of a rename in
+// progress, then the collection the organization names now, resolved
+// afresh. A read never fails because a rename moved the data under it.
+func (s *Service) read(ctx context.Context, p org.Principal, fn func(coll string) (found bool, err error)) error {
+	o, err := s.resolve(ctx, p)
+	if err != nil {
+		return err
+	}
+	found, err := fn(o.CollectionName)
+	if err != nil || found {
+		return err
+	}
+	tried := o.CollectionName
+	if o.Pending != nil && o.Pending.Op == org.OpRename && o.Pending.Target != "" && o.Pending.Target != tried {
+		tried = o.Pending.Target
+		if found, err := fn(tried); err != nil || found {
+			return err
+		}
+	}
+	o2, err := s.resolve(ctx, p)
+	if err != nil {
+		return err
+	}
+	if o2.CollectionName != o.CollectionName && o2.CollectionName != tried {
+		_, err = fn(o2.CollectionName)
+	}
+	return err
+}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+func (s *Service) checkSize(data Object) error {
+	if n := len(data.AppendJSON(nil)); n > s.cfg.MaxBytes {
+		return tooLarge(s.cfg.MaxBytes)
+	}
+	return nil
+}
+
+// Create stores data as a new document of the principal's organization,
+// at version 1. A top-level "id" in data chooses the document's id and is
+// not kept in its data; without one the id is a fresh ObjectID in hex.
+// Errors: KindInvalid (bad id), KindTooLarge, KindConflict (the id exists
+// in this organization), KindBusy (rename or delete in progress),
+// KindUnauthorized (organization gone), KindUnavailable.
+func (s *Service) Create(ctx context.Context, p org.Principal, data Object) (*Document, error) {
+	data, id, given, err := takeID(data)
+	if err != nil {
+		return nil, err
+	}
+	if !given {
+		id = s.store.NewID()
+	}
+	if err := s.checkSize(data); err != nil {
+		return nil, err
+	}
+	t := now()
+	d := &Document{ID: id, Data: data, Version: 1, CreatedAt: t, UpdatedAt: t}
+	err = s.write(ctx, p, func(ctx context.Context, coll string) error {
+		return s.store.InsertDocument(ctx, coll, d)
+	})
+	if org.IsKind(err, org.KindConflict) {
+		return nil, org.Errorf(org.KindConflict, "a document with this id already exists")
+	}
+	if err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// Get returns the document id of the principal's organization; reads go
+// on during a rename. Errors: KindNotFound (none in this organization,
+// whatever other organizations hold), KindUnauthorized, KindUnavailable.
+func (s *Service) Get(ctx context.Context, p org.Principal, id string) (*Document, error) {
+	if !ValidID(id) {
+		return nil, notFound()
+	}
+	var d *Document
+	err := s.read(ctx, p, func(coll string) (bool, error) {
+		var err error
+		d, err = s.store.FindDocument(ctx, coll, id)
+		if org.IsKind(err, org.KindNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, notFound()
+	}
+	return d, nil
+}
+
+// MaxLimit and DefaultLimit bound a page of List.
+const (
+	MaxLimit     = 1000
+	DefaultLimit = 100
+)
+
+// Page is one page of a list: Next is the id to continue after, or "" at the end.
+type Page struct {
+	Items []*Document
+	Next  string
+}
+
+// List returns documents of the principal's organization in id order,
+// after q.After, at most q.Limit (0: DefaultLimit), whose data equals every
+// filter. A page goes on from the last id of the previous one, so paging
+// is stable while documents are inserted: each document present
+// throughout is listed exactly once. Errors: KindInvalid (limit out of
+// 1..MaxLimit, a filter on an unsafe field or with a non-scalar value),
+// KindUnauthorized, KindUnavailable.
+func (s *Service) List(ctx context.Context, p org.Principal, q Query) (Page, error) {
+	if q.Limit == 0 {
+		q.Limit = DefaultLimit
+	}
+	if q.Limit < 1 || q.Limit > MaxLimit {
+		return Page{}, fieldErr("limit", "must be between 1 and %d", MaxLimit)
+	}
+	for _, f := range q.Filters {
+		if !ValidKey(f.Field) {
+			return Page{}, fieldErr("filter["+f.Field+"]", "must name a top-level field: not empty, no $ at the start, no . or NUL")
+		}
+		switch f.Value.(type) {
+		case nil, bool, string, int64, float64:
+		default:
+			return Page{}, fieldErr("filter["+f.Field+"]", "must be a string, number, boolean or null")
+		}
+	}
+	want := q
+	want.Limit = q.Limit + 1 // one more tells whether there is a next page
+	var docs []*Document
+	err := s.read(ctx, p, func(coll string) (bool, error) {
+		var err error
+		docs, err = s.store.ListDocuments(ctx, coll, want)
+		return len(docs) > 0, err
+	})
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Items: docs}
+	if len(docs) > q.Limit {
+		page.Items = docs[:q.Limit]
+		page.Next = docs[q.Limit-1].ID
+	}
+	return page, nil
+}
