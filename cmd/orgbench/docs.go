@@ -176,13 +176,25 @@ type docTenant struct {
 
 func (h *harness) docTenant(ctx context.Context, t *target, set string, i int) (docTenant, error) {
 	name, email := h.orgName(set, i), h.orgEmail(set, i)
-	o, err := t.api().create(ctx, name, email, benchPassword)
+	api := t.api()
+	o, err := api.create(ctx, name, email, benchPassword)
 	if err != nil {
 		return docTenant{}, err
 	}
-	token, err := t.api().login(ctx, email, benchPassword)
+	token, err := api.login(ctx, email, benchPassword)
 	if err != nil {
 		return docTenant{}, err
+	}
+	// Every instance must know the organization before the token is used on
+	// it: another instance's write shows within its directory's bound.
+	deadline := time.Now().Add(time.Minute)
+	for _, other := range t.apis {
+		for other.get(ctx, getPath(name)) != nil {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return docTenant{}, fmt.Errorf("%s: an instance never saw %s", set, name)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 	return docTenant{coll: o.CollectionName, token: token}, nil
 }

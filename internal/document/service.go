@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -82,7 +83,23 @@ func (s *Service) write(ctx context.Context, p org.Principal, fn func(ctx contex
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	return fn(ctx, o.CollectionName)
+	err = fn(ctx, o.CollectionName)
+	if uncertain(err) {
+		s.reg.linger(h)
+	}
+	return err
+}
+
+// uncertain reports whether a write that failed with err may still land:
+// it got no answer (a timeout, a lost connection), and the server may be
+// carrying it out all the same.
+func uncertain(err error) bool {
+	if err == nil {
+		return false
+	}
+	k := org.ErrorKind(err)
+	return k == org.KindUnavailable || k == org.KindInternal ||
+		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // read runs fn on the principal's collection; when fn finds nothing there,

@@ -79,6 +79,10 @@ type holder struct {
 	lastUse    time.Time
 	dropped    bool // no new write may use it; deleted once inflight is 0
 	deleted    bool
+	// lingerUntil keeps a dropped registration renewed and in place: a write
+	// under it ended without an answer (a timeout), so the server may still
+	// be carrying it out, and Quiesce must go on waiting for it a while.
+	lingerUntil time.Time
 }
 
 func newRegistry(store Store, orgs Orgs, log *slog.Logger, ttl time.Duration, instance string) *registry {
@@ -214,9 +218,19 @@ func (r *registry) dropLocked(h *holder) {
 	}
 }
 
+// linger drops h after a write under it ended without an answer, keeping
+// its registration renewed for one more TTL, for the write the server may
+// still be carrying out.
+func (r *registry) linger(h *holder) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	h.lingerUntil = time.Now().Add(r.ttl)
+	r.dropLocked(h)
+}
+
 // takeDeleteLocked reports whether h is to be deleted now, by the caller.
 func (r *registry) takeDeleteLocked(h *holder) bool {
-	if h.dropped && h.inflight == 0 && !h.deleted {
+	if h.dropped && h.inflight == 0 && !h.deleted && !time.Now().Before(h.lingerUntil) {
 		h.deleted = true
 		return true
 	}
@@ -248,7 +262,8 @@ func (r *registry) keep(h *holder) {
 		if !h.dropped && h.inflight == 0 && now.Sub(h.lastUse) > r.idleAfter() {
 			r.dropLocked(h)
 		}
-		if h.dropped {
+		lingering := now.Before(h.lingerUntil)
+		if h.dropped && !lingering {
 			del := r.takeDeleteLocked(h)
 			done := h.deleted
 			r.mu.Unlock()
@@ -262,6 +277,12 @@ func (r *registry) keep(h *holder) {
 		}
 		due := now.Sub(h.renewedAt) >= r.renewEvery()
 		r.mu.Unlock()
+		if lingering { // no write may use it; only kept in place
+			if due {
+				r.renew(h)
+			}
+			continue
+		}
 
 		ctx, cancel := context.WithTimeout(r.ctx, r.ttl-r.margin())
 		if o, err := r.orgs.ByID(ctx, h.orgID); org.IsKind(err, org.KindNotFound) || err == nil && (o.Pending != nil || o.State != org.StateActive) {
@@ -278,23 +299,31 @@ func (r *registry) keep(h *holder) {
 			continue
 		}
 		if due {
-			sent := time.Now()
-			err := r.store.RenewRegistration(ctx, h.key, sent.Add(r.ttl).UTC())
-			r.mu.Lock()
-			switch {
-			case err == nil && sent.Before(h.validUntil):
-				h.validUntil = sent.Add(r.ttl - r.margin())
-				h.renewedAt = sent
-			case err == nil: // renewed too late to count: our writes have stopped
-				r.dropLocked(h)
-			case org.IsKind(err, org.KindNotFound):
-				r.dropLocked(h)
-			default:
-				r.log.Warn("renew writer registration", slog.String("org_id", h.orgID), slog.Any("error", err))
-			}
-			r.mu.Unlock()
+			r.renew(h)
 		}
 		cancel()
+	}
+}
+
+// renew extends h's registration by a TTL from now.
+func (r *registry) renew(h *holder) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.ttl-r.margin())
+	defer cancel()
+	sent := time.Now()
+	err := r.store.RenewRegistration(ctx, h.key, sent.Add(r.ttl).UTC())
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case err == nil && (sent.Before(h.validUntil) || h.dropped):
+		h.validUntil = sent.Add(r.ttl - r.margin())
+		h.renewedAt = sent
+	case err == nil: // renewed too late to count: our writes have stopped
+		r.dropLocked(h)
+	case org.IsKind(err, org.KindNotFound):
+		r.dropLocked(h)
+		h.lingerUntil = time.Time{}
+	default:
+		r.log.Warn("renew writer registration", slog.String("org_id", h.orgID), slog.Any("error", err))
 	}
 }
 

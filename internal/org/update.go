@@ -255,6 +255,11 @@ func (s *Service) copy(ctx context.Context, o *Organization) (int64, error) {
 		return s.step("rename:copy-batch")
 	}
 	for pass := 0; pass < 2; pass++ {
+		if pass > 0 { // a write the server finished late may have added one
+			if total, err = s.store.CountTenant(ctx, p.Source); err != nil {
+				return 0, err
+			}
+		}
 		if err := s.store.CopyTenant(ctx, p.Source, p.Target, p.Copied, progress); err != nil {
 			return 0, err
 		}
