@@ -46,7 +46,7 @@ test-ui: ## Drive Swagger UI in headless Chromium through every operation (needs
 	bash test/ui/run.sh
 
 .PHONY: bench
-bench: ## Microbenchmarks, then the full load harness, ~15 min (docs/benchmarks.md)
+bench: ## Microbenchmarks, then the full load harness, ~35 min (docs/benchmarks.md)
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(GO) run ./cmd/orgbench -json $(BENCH_JSON)
 	@if [ -n "$(BENCH_MONGO_URL)" ]; then \
