@@ -54,9 +54,15 @@ func (h *harness) storedHash(ctx context.Context, t *target, o poolOrg) []byte {
 		return nil
 	}
 	var doc struct {
-		Hash string `bson:"password_hash"`
+		Hash    string `bson:"password_hash"` // before members
+		Members []struct {
+			Hash string `bson:"password_hash"`
+		} `bson:"members"`
 	}
 	err := t.db.Collection("organizations").FindOne(ctx, o.filter).Decode(&doc)
+	if err == nil && len(doc.Members) > 0 {
+		doc.Hash = doc.Members[0].Hash
+	}
 	if err != nil || doc.Hash == "" {
 		return nil
 	}

@@ -111,6 +111,11 @@ func run(ctx context.Context) error {
 	orgs.SetObserver(mets) // before anything runs operations
 	mets.WatchDirectory(dir)
 	orgs.SetWriters(docs) // renames and deletes wait for document writes in flight
+	// Organizations from before members: their admin becomes their owner.
+	// Reads see them so already; a failure here is retried at the next start.
+	if err := orgs.MigrateMembers(ctx); err != nil {
+		log.Warn("members migration", slog.Any("error", err))
+	}
 	go orgs.RunReconciler(ctx, cfg.LeaseTTL, fullReconcileEvery)
 
 	trusted, err := cfg.TrustedPrefixes()

@@ -1,6 +1,6 @@
-// Package auth hashes admin passwords, logs admins in, and issues and
-// verifies their JWTs. A token is only as alive as its organization: every
-// verification loads the organization and checks the token's version.
+// Package auth hashes members' passwords, logs members in, and issues and
+// verifies their JWTs. A token is only as alive as its member: every
+// verification loads the organization and checks the member's token version.
 package auth
 
 import (
@@ -108,36 +108,46 @@ func (s *Service) Login(ctx context.Context, email, password string) (Token, err
 		return Token{}, err
 	}
 	hash := s.dummy
+	var m *org.Member
 	if o != nil {
-		hash = []byte(o.PasswordHash)
+		m = org.MemberByEmail(o, org.NormalizeEmail(email))
+	}
+	if m != nil {
+		hash = []byte(m.PasswordHash)
 	}
 	// bcrypt reads only 72 bytes: a longer password must not log in as its prefix.
 	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
-	if o == nil || !match || len(password) > org.MaxPasswordBytes {
+	if m == nil || !match || len(password) > org.MaxPasswordBytes {
 		return Token{}, badCredentials()
 	}
-	return s.issue(o)
+	return s.issue(o, m)
 }
 
-// claims are the JWT claims of an access token.
+// claims are the JWT claims of an access token. Ver is the member's token
+// version. A token issued before members existed has no mid: its member is
+// the organization's first owner, whose id is the organization's.
 type claims struct {
-	OrgName string `json:"org_name"`
-	OrgID   string `json:"org_id"`
-	Ver     int64  `json:"ver"`
+	OrgName  string `json:"org_name"`
+	OrgID    string `json:"org_id"`
+	MemberID string `json:"mid,omitempty"`
+	Role     string `json:"role,omitempty"`
+	Ver      int64  `json:"ver"`
 	jwt.RegisteredClaims
 }
 
 // key is the verification key of every token: the one secret.
 func (s *Service) key(*jwt.Token) (any, error) { return s.cfg.Secret, nil }
 
-func (s *Service) issue(o *org.Organization) (Token, error) {
+func (s *Service) issue(o *org.Organization, m *org.Member) (Token, error) {
 	now := s.now()
 	c := claims{
-		OrgName: o.Name,
-		OrgID:   o.ID,
-		Ver:     o.TokenVersion,
+		OrgName:  o.Name,
+		OrgID:    o.ID,
+		MemberID: m.ID,
+		Role:     string(m.Role),
+		Ver:      m.TokenVersion,
 		RegisteredClaims: jwt.RegisteredClaims{
-			Subject:   o.AdminEmail,
+			Subject:   m.Email,
 			Issuer:    s.cfg.Issuer,
 			IssuedAt:  jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.TTL)),
@@ -152,7 +162,8 @@ func (s *Service) issue(o *org.Organization) (Token, error) {
 
 // Authenticate verifies a bearer token and returns its principal. Only
 // HS256 with our key, a live exp and our issuer pass; then the organization
-// must still exist, be active and be at the token's version. Errors:
+// must still exist and be active, and the token's member still belong to
+// it, at the token's version. Errors:
 // KindUnauthorized, KindUnavailable.
 func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, error) {
 	var c claims
@@ -167,7 +178,15 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, 
 	if err != nil {
 		return org.Principal{}, err
 	}
-	if o.TokenVersion != c.Ver || subtle.ConstantTimeCompare([]byte(o.AdminEmail), []byte(c.Subject)) != 1 {
+	mid := c.MemberID
+	if mid == "" {
+		mid = o.ID
+	}
+	m := org.MemberByID(o, mid)
+	if m == nil {
+		return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token's member is no longer in the organization")
+	}
+	if m.TokenVersion != c.Ver || subtle.ConstantTimeCompare([]byte(m.Email), []byte(c.Subject)) != 1 {
 		return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token has been revoked")
 	}
 	if org.Slug(c.OrgName) != o.Slug {
@@ -182,5 +201,7 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, 
 			return org.Principal{}, err
 		}
 	}
-	return org.Principal{OrgID: o.ID, Email: o.AdminEmail, OrgName: o.Name}, nil
+	// The role is the member's now, not the token's: a change takes effect
+	// on the next request.
+	return org.Principal{OrgID: o.ID, Email: m.Email, OrgName: o.Name, MemberID: m.ID, Role: m.Role}, nil
 }

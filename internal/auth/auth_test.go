@@ -200,7 +200,7 @@ func TestAuthenticate(t *testing.T) {
 			p, err := f.svc.Authenticate(context.Background(), tt.token)
 			if tt.ok {
 				require.NoError(t, err)
-				assert.Equal(t, org.Principal{OrgID: f.org.ID, Email: f.org.AdminEmail, OrgName: f.org.Name}, p)
+				assert.Equal(t, org.Principal{OrgID: f.org.ID, Email: f.org.AdminEmail, OrgName: f.org.Name, MemberID: f.org.ID, Role: org.RoleOwner}, p)
 				return
 			}
 			require.Error(t, err)

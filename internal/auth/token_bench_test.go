@@ -56,7 +56,7 @@ func BenchmarkIssue(b *testing.B) {
 	s, o := benchService(b)
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.issue(o); err != nil {
+		if _, err := s.issue(o, org.MemberByID(o, o.ID)); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -67,7 +67,7 @@ func BenchmarkIssue(b *testing.B) {
 // version check.
 func BenchmarkAuthenticate(b *testing.B) {
 	s, o := benchService(b)
-	t, err := s.issue(o)
+	t, err := s.issue(o, org.MemberByID(o, o.ID))
 	if err != nil {
 		b.Fatal(err)
 	}

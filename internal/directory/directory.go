@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -147,13 +148,14 @@ func stale() error {
 // BySlug returns the organization whose slug is slug.
 // Errors: KindNotFound, KindUnavailable (older than the bound).
 func (d *Directory) BySlug(slug string) (*org.Organization, error) {
-	return d.lookup(func() *org.Organization { return d.bySlug.find(d.byID, slug, slugOf) })
+	return d.lookup(func() *org.Organization { return d.bySlug.find(d.byID, slug, hasSlug) })
 }
 
-// ByEmail returns the organization whose admin's (lowercased) email is email.
+// ByEmail returns the organization one of whose members (or whose admin)
+// has the (lowercased) email.
 // Errors: KindNotFound, KindUnavailable.
 func (d *Directory) ByEmail(email string) (*org.Organization, error) {
-	return d.lookup(func() *org.Organization { return d.byEmail.find(d.byID, email, emailOf) })
+	return d.lookup(func() *org.Organization { return d.byEmail.find(d.byID, email, hasEmail) })
 }
 
 // ByID returns the organization with id. Errors: KindNotFound, KindUnavailable.
@@ -178,6 +180,7 @@ func (d *Directory) lookup(find func() *org.Organization) (*org.Organization, er
 		return nil, org.Errorf(org.KindNotFound, "organization not found")
 	}
 	c := *o
+	c.Members = slices.Clone(o.Members)
 	if o.Pending != nil { // the intent too: a caller's change must not reach the directory
 		p := *o.Pending
 		c.Pending = &p
@@ -277,7 +280,9 @@ func (d *Directory) apply(id string, o *org.Organization, g uint64) {
 	}
 	if old != nil && old.o != nil {
 		d.bySlug.remove(old.o.Slug, id)
-		d.byEmail.remove(old.o.AdminEmail, id)
+		for _, e := range emailsOf(old.o) {
+			d.byEmail.remove(e, id)
+		}
 	}
 	if o == nil {
 		d.byID[id] = &entry{gen: g, at: time.Now()}
@@ -285,7 +290,9 @@ func (d *Directory) apply(id string, o *org.Organization, g uint64) {
 	}
 	d.byID[id] = &entry{o: o, gen: g}
 	d.bySlug.add(o.Slug, id)
-	d.byEmail.add(o.AdminEmail, id)
+	for _, e := range emailsOf(o) {
+		d.byEmail.add(e, id)
+	}
 }
 
 // Load reads every organization, the log's head and the leases, and
@@ -324,7 +331,9 @@ func (d *Directory) Load(ctx context.Context) error {
 	for id, e := range byID {
 		if e.o != nil {
 			d.bySlug.add(e.o.Slug, id)
-			d.byEmail.add(e.o.AdminEmail, id)
+			for _, email := range emailsOf(e.o) {
+				d.byEmail.add(email, id)
+			}
 		}
 	}
 	for _, id := range leased {
@@ -492,8 +501,22 @@ func (d *Directory) dropTombstones() {
 	}
 }
 
-func slugOf(o *org.Organization) string  { return o.Slug }
-func emailOf(o *org.Organization) string { return o.AdminEmail }
+func hasSlug(o *org.Organization, slug string) bool { return o.Slug == slug }
+
+func hasEmail(o *org.Organization, email string) bool {
+	return slices.Contains(emailsOf(o), email)
+}
+
+// emailsOf lists the emails that find o: its admin's and every member's.
+func emailsOf(o *org.Organization) []string {
+	out := []string{o.AdminEmail}
+	for _, m := range org.MembersOf(o) {
+		if m.Email != o.AdminEmail {
+			out = append(out, m.Email)
+		}
+	}
+	return out
+}
 
 // index maps a slug or an email to the organizations that have it. Slugs and
 // emails are unique in the database, but entries are re-read one at a time,
@@ -525,11 +548,11 @@ func (x index) remove(key, id string) {
 	}
 }
 
-func (x index) find(byID map[string]*entry, key string, field func(*org.Organization) string) *org.Organization {
+func (x index) find(byID map[string]*entry, key string, has func(*org.Organization, string) bool) *org.Organization {
 	var best *org.Organization
 	for _, id := range x[key] {
 		e := byID[id]
-		if e == nil || e.o == nil || field(e.o) != key {
+		if e == nil || e.o == nil || !has(e.o, key) {
 			continue
 		}
 		if best == nil || e.o.UpdatedAt.After(best.UpdatedAt) {

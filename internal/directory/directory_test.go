@@ -100,7 +100,17 @@ func (in *instance) create(t *testing.T, name, email string) *org.Organization {
 
 func strp(s string) *string { return &s }
 
-func principal(id string) org.Principal { return org.Principal{OrgID: id} }
+// principal is the first owner of organization id, read from the database.
+func principal(t *testing.T, store interface {
+	OrgByID(context.Context, string) (*org.Organization, error)
+}, id string) org.Principal {
+	t.Helper()
+	o, err := store.OrgByID(context.Background(), id)
+	require.NoError(t, err)
+	m := org.MemberByEmail(o, o.AdminEmail)
+	require.NotNil(t, m)
+	return org.Principal{OrgID: id, Email: m.Email, OrgName: o.Name, MemberID: m.ID, Role: m.Role}
+}
 
 // absent lists lookups that must find nothing: removed organizations,
 // names and emails given up.
@@ -301,23 +311,23 @@ func TestOwnWritesAreExactAtOnce(t *testing.T) {
 			return err
 		}},
 		{name: "rename", write: func() error {
-			_, err := svc.Update(ctx, principal(id), org.UpdateInput{Name: strp("Globex Inc")})
+			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Name: strp("Globex Inc")})
 			return err
 		}, gone: absent{slugs: []string{"acme_corp"}}},
 		{name: "email change", write: func() error {
-			_, err := svc.Update(ctx, principal(id), org.UpdateInput{Email: strp("Boss@Globex.com")})
+			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Email: strp("Boss@Globex.com")})
 			return err
 		}, gone: absent{emails: []string{"admin@acme.com"}}},
 		{name: "password change", write: func() error {
-			_, err := svc.Update(ctx, principal(id), org.UpdateInput{Password: strp("a-new-password")})
+			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Password: strp("a-new-password")})
 			return err
 		}},
 		{name: "rename with email change", write: func() error {
-			_, err := svc.Update(ctx, principal(id), org.UpdateInput{Name: strp("Initech"), Email: strp("ceo@initech.com")})
+			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Name: strp("Initech"), Email: strp("ceo@initech.com")})
 			return err
 		}, gone: absent{slugs: []string{"acme_corp", "globex_inc"}, emails: []string{"boss@globex.com"}}},
 		{name: "delete", write: func() error {
-			return svc.Delete(ctx, principal(id), "Initech")
+			return svc.Delete(ctx, principal(t, store, id), "Initech")
 		}, gone: absent{slugs: []string{"initech"}, emails: []string{"ceo@initech.com"}}, ends: true},
 	}
 	var prev *org.Organization
@@ -393,17 +403,17 @@ func TestOtherInstancesFollowWithinTheBound(t *testing.T) {
 	initech := a.create(t, "Initech", "admin@initech.com")
 	follows("second create", time.Now(), absent{})
 
-	_, err := a.orgs.Update(ctx, principal(acme.ID), org.UpdateInput{Name: strp("Globex Inc")})
+	_, err := a.orgs.Update(ctx, principal(t, a.store, acme.ID), org.UpdateInput{Name: strp("Globex Inc")})
 	require.NoError(t, err)
 	follows("rename", time.Now(), absent{slugs: []string{"acme_corp"}})
 	_, err = b.auth.Authenticate(ctx, token1)
 	require.NoError(t, err, "a rename alone revokes nothing")
 
-	_, err = a.orgs.Update(ctx, principal(initech.ID), org.UpdateInput{Email: strp("ceo@initech.com")})
+	_, err = a.orgs.Update(ctx, principal(t, a.store, initech.ID), org.UpdateInput{Email: strp("ceo@initech.com")})
 	require.NoError(t, err)
 	follows("email change", time.Now(), absent{emails: []string{"admin@initech.com"}})
 
-	_, err = a.orgs.Update(ctx, principal(acme.ID), org.UpdateInput{Password: strp("a-new-password")})
+	_, err = a.orgs.Update(ctx, principal(t, a.store, acme.ID), org.UpdateInput{Password: strp("a-new-password")})
 	require.NoError(t, err)
 	done := time.Now()
 	authenticates("password change", done, token1, &unauthorized)
@@ -411,10 +421,10 @@ func TestOtherInstancesFollowWithinTheBound(t *testing.T) {
 	token2 := login("admin@acme.com", "a-new-password")
 	authenticates("second login", time.Now(), token2, nil)
 
-	require.NoError(t, a.orgs.Delete(ctx, principal(initech.ID), "Initech"))
+	require.NoError(t, a.orgs.Delete(ctx, principal(t, a.store, initech.ID), "Initech"))
 	follows("delete", time.Now(), absent{ids: []string{initech.ID}, slugs: []string{"initech"}, emails: []string{"ceo@initech.com"}})
 
-	require.NoError(t, a.orgs.Delete(ctx, principal(acme.ID), "Globex Inc"))
+	require.NoError(t, a.orgs.Delete(ctx, principal(t, a.store, acme.ID), "Globex Inc"))
 	done = time.Now()
 	authenticates("delete of the token's organization", done, token2, &unauthorized)
 	follows("second delete", done, absent{ids: []string{acme.ID, initech.ID}, slugs: []string{"globex_inc"}, emails: []string{"admin@acme.com"}})
@@ -462,7 +472,7 @@ func TestStaleMeansUnavailable(t *testing.T) {
 	// still running, and the directory's age only grows.
 	require.Eventually(t, func() bool { return src.failures.Load() > 0 }, 5*time.Second, time.Millisecond)
 	// Written while the outage lasts, by an instance that can reach the database.
-	_, err := w.orgs.Update(ctx, principal(acme.ID), org.UpdateInput{Name: strp("Acme Two")})
+	_, err := w.orgs.Update(ctx, principal(t, w.store, acme.ID), org.UpdateInput{Name: strp("Acme Two")})
 	require.NoError(t, err)
 
 	answered, refused := 0, 0
@@ -517,12 +527,12 @@ func TestGapIsAnsweredByFullReload(t *testing.T) {
 
 	src.down.Store(true)
 	down := time.Now()
-	_, err = w.orgs.Update(ctx, principal(acme.ID), org.UpdateInput{Name: strp("Globex Inc")})
+	_, err = w.orgs.Update(ctx, principal(t, w.store, acme.ID), org.UpdateInput{Name: strp("Globex Inc")})
 	require.NoError(t, err)
-	_, err = w.orgs.Update(ctx, principal(initech.ID), org.UpdateInput{Email: strp("ceo@initech.com")})
+	_, err = w.orgs.Update(ctx, principal(t, w.store, initech.ID), org.UpdateInput{Email: strp("ceo@initech.com")})
 	require.NoError(t, err)
 	hooli := w.create(t, "Hooli", "admin@hooli.com")
-	require.NoError(t, w.orgs.Delete(ctx, principal(initech.ID), "Initech"))
+	require.NoError(t, w.orgs.Delete(ctx, principal(t, w.store, initech.ID), "Initech"))
 	require.NoError(t, w.store.PruneChanges(ctx, time.Now()))
 
 	// The gap is real: the log moved on, and the entries after the last
@@ -818,7 +828,7 @@ func TestPeriodicReconcileCostsChanges(t *testing.T) {
 		return nil
 	}})
 	victim := created[7]
-	_, err := crasher.orgs.Update(ctx, principal(victim.ID), org.UpdateInput{Name: strp("Renamed Seven")})
+	_, err := crasher.orgs.Update(ctx, principal(t, crasher.store, victim.ID), org.UpdateInput{Name: strp("Renamed Seven")})
 	require.ErrorIs(t, err, crash)
 	pending, err := store.OrgByID(ctx, victim.ID)
 	require.NoError(t, err)

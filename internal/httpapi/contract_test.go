@@ -197,7 +197,7 @@ func TestContractRoutesMatchSpec(t *testing.T) {
 
 // TestContractProblemTypes: the spec's problem type list is exactly the
 // types the server answers with, and the bearer-protected operations are
-// exactly update, delete and the documents operations.
+// exactly update, delete, the members and the documents operations.
 func TestContractProblemTypes(t *testing.T) {
 	sp, err := loadSpec()
 	require.NoError(t, err)
@@ -220,9 +220,11 @@ func TestContractProblemTypes(t *testing.T) {
 	}
 	slices.Sort(secured)
 	assert.Equal(t, []string{
-		"DELETE /api/v1/org/delete", "DELETE /api/v1/org/documents/{id}",
+		"DELETE /api/v1/org/delete", "DELETE /api/v1/org/documents/{id}", "DELETE /api/v1/org/members/{id}",
 		"GET /api/v1/org/documents", "GET /api/v1/org/documents/{id}", "GET /api/v1/org/export",
-		"PATCH /api/v1/org/documents/{id}", "POST /api/v1/org/documents", "POST /api/v1/org/import",
+		"GET /api/v1/org/members", "GET /api/v1/org/members/me",
+		"PATCH /api/v1/org/documents/{id}", "PATCH /api/v1/org/members/me", "PATCH /api/v1/org/members/{id}",
+		"POST /api/v1/org/documents", "POST /api/v1/org/import", "POST /api/v1/org/members",
 		"PUT /api/v1/org/documents/{id}", "PUT /api/v1/org/update",
 	}, secured)
 }
@@ -256,7 +258,7 @@ func TestContractCheckerCatchesMismatches(t *testing.T) {
 		probCT  = "application/problem+json"
 		get     = "/api/v1/org/get?organization_name=acme"
 		orgJSON = `{"id":"665f1c2e8b3a4d0012ab34cd","organization_name":"Acme","collection_name":"org_acme",` +
-			`"admin_email":"a@acme.com","created_at":"2024-06-04T09:15:26Z","updated_at":"2024-06-04T09:15:26Z"}`
+			`"admin_email":"a@acme.com","member_count":1,"created_at":"2024-06-04T09:15:26Z","updated_at":"2024-06-04T09:15:26Z"}`
 	)
 	tests := []struct {
 		name, method, target string

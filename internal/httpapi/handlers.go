@@ -16,6 +16,7 @@ type orgResponse struct {
 	OrganizationName string    `json:"organization_name"`
 	CollectionName   string    `json:"collection_name"`
 	AdminEmail       string    `json:"admin_email"`
+	MemberCount      int       `json:"member_count"`
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
 }
@@ -23,7 +24,7 @@ type orgResponse struct {
 func toResponse(o *org.Organization) orgResponse {
 	return orgResponse{
 		ID: o.ID, OrganizationName: o.Name, CollectionName: o.CollectionName,
-		AdminEmail: o.AdminEmail, CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		AdminEmail: o.AdminEmail, MemberCount: len(org.MembersOf(o)), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 	}
 }
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
+
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 // requestID takes a sane X-Request-ID from the client (1–64 characters of
@@ -133,4 +135,21 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		info(r.Context()).orgID = p.OrgID
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	})
+}
+
+// allow lets through only principals whose role may do a: the one place
+// where routes meet the role policy (org.Authorize). A refused request is a
+// 403 problem and changes nothing. It runs after authenticate, whose
+// principal carries the member's role as the directory has it now.
+func (s *Server) allow(a org.Action) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, _ := principal(r.Context())
+			if err := org.Authorize(p.Role, a); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }

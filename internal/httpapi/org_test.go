@@ -88,7 +88,30 @@ func (e *env) orgDoc(slug string) bson.M {
 		require.ErrorContains(e.t, err, "no documents")
 		return nil
 	}
+	// The credentials live on the members now: token_version and
+	// password_hash are the first owner's, as the organization's were.
+	if ms, ok := m["members"].(bson.A); ok {
+		for _, x := range ms {
+			if mm := asM(x); mm["email"] == m["admin_email"] {
+				m["token_version"], m["password_hash"] = mm["token_version"], mm["password_hash"]
+			}
+		}
+	}
 	return m
+}
+
+func asM(x any) bson.M {
+	switch v := x.(type) {
+	case bson.M:
+		return v
+	case bson.D:
+		out := bson.M{}
+		for _, e := range v {
+			out[e.Key] = e.Value
+		}
+		return out
+	}
+	return nil
 }
 
 // seed inserts n varied documents straight into a tenant collection and
@@ -215,7 +238,7 @@ func TestCreate(t *testing.T) {
 	assertNoSecrets(t, r.Body, pw)
 
 	body := r.JSON(t)
-	assert.ElementsMatch(t, []string{"id", "organization_name", "collection_name", "admin_email", "created_at", "updated_at"},
+	assert.ElementsMatch(t, []string{"id", "organization_name", "collection_name", "admin_email", "member_count", "created_at", "updated_at"},
 		keys(body), "exactly the Organization resource")
 	assert.Regexp(t, `^[0-9a-f]{24}$`, body["id"])
 	assert.Equal(t, "Acme Corp", body["organization_name"], "trimmed, as given")

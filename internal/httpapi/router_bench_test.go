@@ -25,8 +25,12 @@ import (
 //
 //	go test -run '^$' -bench . -benchmem ./internal/httpapi
 
-// stubOrgs answers every call with one organization, from memory.
-type stubOrgs struct{ o *org.Organization }
+// stubOrgs answers every call with one organization, from memory; the
+// member calls, which the benchmarks do not make, are left to the nil Orgs.
+type stubOrgs struct {
+	httpapi.Orgs
+	o *org.Organization
+}
 
 func (s stubOrgs) Create(context.Context, org.CreateInput) (*org.Organization, error) {
 	return s.o, nil
@@ -45,7 +49,7 @@ func (s stubAuth) Login(context.Context, string, string) (auth.Token, error) {
 	return auth.Token{AccessToken: "header.payload.signature", TokenType: "Bearer", ExpiresIn: 3600}, nil
 }
 func (s stubAuth) Authenticate(context.Context, string) (org.Principal, error) {
-	return org.Principal{OrgID: s.o.ID, Email: s.o.AdminEmail, OrgName: s.o.Name}, nil
+	return org.Principal{OrgID: s.o.ID, Email: s.o.AdminEmail, OrgName: s.o.Name, MemberID: s.o.ID, Role: org.RoleOwner}, nil
 }
 
 // benchWriter is a ResponseWriter that keeps the status and reuses its headers.
@@ -88,7 +92,7 @@ func stubServer() *httpapi.Server {
 	}
 	// The production log handler, its output discarded.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	return httpapi.New(stubOrgs{o}, stubAuth{o}, log, httpapi.Options{})
+	return httpapi.New(stubOrgs{o: o}, stubAuth{o}, log, httpapi.Options{})
 }
 
 func BenchmarkRouterGetOrg(b *testing.B) {

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 // routes mounts every route of the service.
@@ -31,12 +33,25 @@ func (s *Server) routes() chi.Router {
 		r.With(s.limits.loginIP, s.limits.loginEmail).Post("/admin/login", s.login)
 		r.Group(func(r chi.Router) {
 			r.Use(s.limits.write, s.authenticate)
-			r.Put("/org/update", s.updateOrg)
-			r.Delete("/org/delete", s.deleteOrg)
+			r.With(s.allow(org.ActUpdateOrg)).Put("/org/update", s.updateOrg)
+			r.With(s.allow(org.ActDeleteOrg)).Delete("/org/delete", s.deleteOrg)
+		})
+		// Members: reads unlimited, writes under the write limit.
+		r.Group(func(r chi.Router) {
+			r.Use(s.authenticate)
+			r.With(s.allow(org.ActListMembers)).Get("/org/members", s.listMembers)
+			r.With(s.allow(org.ActSelf)).Get("/org/members/me", s.getMe)
+		})
+		r.Group(func(r chi.Router) {
+			r.Use(s.limits.write, s.authenticate)
+			r.With(s.allow(org.ActAddMember)).Post("/org/members", s.addMember)
+			r.With(s.allow(org.ActSelf)).Patch("/org/members/me", s.updateMe)
+			r.With(s.allow(org.ActSetRole)).Patch("/org/members/{id}", s.setRole)
+			r.With(s.allow(org.ActRemoveMember)).Delete("/org/members/{id}", s.removeMember)
 		})
 		// Documents: limited per organization, so after authentication.
 		r.Group(func(r chi.Router) {
-			r.Use(s.authenticate, s.limits.data)
+			r.Use(s.authenticate, s.allow(org.ActDocuments), s.limits.data)
 			r.Get("/org/documents", s.listDocuments)
 			r.Post("/org/documents", s.createDocument)
 			r.Get("/org/documents/{id}", s.getDocument)

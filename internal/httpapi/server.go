@@ -23,6 +23,13 @@ type Orgs interface {
 	Update(ctx context.Context, p org.Principal, in org.UpdateInput) (*org.Organization, error)
 	Delete(ctx context.Context, p org.Principal, name string) error
 	Ping(ctx context.Context) error
+
+	Members(ctx context.Context, p org.Principal) ([]org.Member, error)
+	Me(ctx context.Context, p org.Principal) (*org.Member, error)
+	AddMember(ctx context.Context, p org.Principal, in org.AddMemberInput) (*org.Member, error)
+	SetRole(ctx context.Context, p org.Principal, id string, role org.Role) (*org.Member, error)
+	RemoveMember(ctx context.Context, p org.Principal, id string) error
+	UpdateMe(ctx context.Context, p org.Principal, in org.SelfUpdate) (*org.Member, error)
 }
 
 // Auth is what the API needs to log admins in and check their tokens.

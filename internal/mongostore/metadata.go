@@ -17,12 +17,33 @@ type orgDoc struct {
 	Slug           string        `bson:"slug"`
 	CollectionName string        `bson:"collection_name"`
 	AdminEmail     string        `bson:"admin_email"`
-	PasswordHash   string        `bson:"password_hash"`
-	TokenVersion   int64         `bson:"token_version"`
+	Members        []memberDoc   `bson:"members,omitempty"`
+	PasswordHash   string        `bson:"password_hash,omitempty"` // written before members only
+	TokenVersion   int64         `bson:"token_version,omitempty"`
 	State          string        `bson:"state"`
 	Pending        *pendingDoc   `bson:"pending,omitempty"`
 	CreatedAt      time.Time     `bson:"created_at"`
 	UpdatedAt      time.Time     `bson:"updated_at"`
+}
+
+// memberDoc is one member, inside its organization's document.
+type memberDoc struct {
+	ID           string    `bson:"id"`
+	Email        string    `bson:"email"`
+	PasswordHash string    `bson:"password_hash"`
+	Role         string    `bson:"role"`
+	TokenVersion int64     `bson:"token_version"`
+	CreatedAt    time.Time `bson:"created_at"`
+	UpdatedAt    time.Time `bson:"updated_at"`
+}
+
+func toMemberDocs(ms []org.Member) []memberDoc {
+	out := make([]memberDoc, len(ms))
+	for i, m := range ms {
+		out[i] = memberDoc{ID: m.ID, Email: m.Email, PasswordHash: m.PasswordHash, Role: string(m.Role),
+			TokenVersion: m.TokenVersion, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+	}
+	return out
 }
 
 // pendingDoc is the intent of an unfinished operation.
@@ -35,6 +56,7 @@ type pendingDoc struct {
 	Source          string    `bson:"source,omitempty"`
 	Target          string    `bson:"target,omitempty"`
 	Copied          int64     `bson:"copied,omitempty"`
+	MemberID        string    `bson:"member_id,omitempty"`
 	FromEmail       string    `bson:"from_email,omitempty"`
 	NewEmail        string    `bson:"new_email,omitempty"`
 	NewPasswordHash string    `bson:"new_password_hash,omitempty"`
@@ -46,7 +68,7 @@ func toPendingDoc(p *org.Pending) *pendingDoc {
 	}
 	return &pendingDoc{
 		Op: string(p.Op), StartedAt: p.StartedAt, FromSlug: p.FromSlug, ToSlug: p.ToSlug, ToName: p.ToName,
-		Source: p.Source, Target: p.Target, Copied: p.Copied,
+		Source: p.Source, Target: p.Target, Copied: p.Copied, MemberID: p.MemberID,
 		FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash,
 	}
 }
@@ -60,10 +82,15 @@ func (d *orgDoc) organization() *org.Organization {
 	if p := d.Pending; p != nil {
 		o.Pending = &org.Pending{
 			Op: org.Op(p.Op), StartedAt: p.StartedAt.UTC(), FromSlug: p.FromSlug, ToSlug: p.ToSlug, ToName: p.ToName,
-			Source: p.Source, Target: p.Target, Copied: p.Copied,
+			Source: p.Source, Target: p.Target, Copied: p.Copied, MemberID: p.MemberID,
 			FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash,
 		}
 	}
+	for _, m := range d.Members {
+		o.Members = append(o.Members, org.Member{ID: m.ID, Email: m.Email, PasswordHash: m.PasswordHash,
+			Role: org.Role(m.Role), TokenVersion: m.TokenVersion, CreatedAt: m.CreatedAt.UTC(), UpdatedAt: m.UpdatedAt.UTC()})
+	}
+	org.Migrate(o) // written before members: its admin is its owner
 	return o
 }
 
@@ -75,7 +102,7 @@ func (s *Store) InsertOrg(ctx context.Context, o *org.Organization) error {
 	}
 	_, err = s.orgs.InsertOne(ctx, orgDoc{
 		ID: id, Name: o.Name, Slug: o.Slug, CollectionName: o.CollectionName,
-		AdminEmail: o.AdminEmail, PasswordHash: o.PasswordHash, TokenVersion: o.TokenVersion,
+		AdminEmail: o.AdminEmail, Members: toMemberDocs(o.Members), PasswordHash: o.PasswordHash, TokenVersion: o.TokenVersion,
 		State: string(o.State), Pending: toPendingDoc(o.Pending), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 	})
 	return mapErr(err, "insert organization")
@@ -197,6 +224,9 @@ func (s *Store) UpdateOrg(ctx context.Context, id string, c org.Changes) error {
 	if c.State != nil {
 		add("state", string(*c.State))
 	}
+	if c.SetMembers {
+		add("members", toMemberDocs(c.Members))
+	}
 	update := bson.D{}
 	if c.SetPending && c.Pending != nil {
 		add("pending", toPendingDoc(c.Pending))
@@ -223,4 +253,25 @@ func (s *Store) DeleteOrg(ctx context.Context, id string) error {
 	}
 	_, err = s.orgs.DeleteOne(ctx, bson.D{{Key: "_id", Value: oid}})
 	return mapErr(err, "delete organization")
+}
+
+// Unmigrated lists the ids of organizations written before members
+// existed: no members field stored.
+func (s *Store) Unmigrated(ctx context.Context) ([]string, error) {
+	cur, err := s.orgs.Find(ctx, bson.D{{Key: "members", Value: bson.D{{Key: "$exists", Value: false}}}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
+	if err != nil {
+		return nil, mapErr(err, "find unmigrated organizations")
+	}
+	docs, err := decodeAll[struct {
+		ID bson.ObjectID `bson:"_id"`
+	}](ctx, cur)
+	if err != nil {
+		return nil, mapErr(err, "read unmigrated organizations")
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID.Hex()
+	}
+	return ids, nil
 }

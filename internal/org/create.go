@@ -2,7 +2,6 @@ package org
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 )
@@ -21,16 +20,22 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Organization, er
 		return nil, Wrap(KindInternal, err, "hash password")
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
+	id := s.store.NewID()
 	o := &Organization{
-		ID:             s.store.NewID(),
+		ID:             id,
 		Name:           v.name,
 		Slug:           v.slug,
 		CollectionName: CollectionName(v.slug),
 		AdminEmail:     v.email,
-		PasswordHash:   hash,
-		State:          StateProvisioning,
-		CreatedAt:      now,
-		UpdatedAt:      now,
+		// The first owner's member id is the organization's, as for an
+		// organization migrated from before members.
+		Members: []Member{{
+			ID: id, Email: v.email, PasswordHash: hash, Role: RoleOwner,
+			CreatedAt: now, UpdatedAt: now,
+		}},
+		State:     StateProvisioning,
+		CreatedAt: now,
+		UpdatedAt: now,
 	}
 	err = s.detached(ctx, func(ctx context.Context) error { return s.create(ctx, o) })
 	if err != nil {
@@ -110,10 +115,7 @@ func (s *Service) undoCreate(ctx context.Context, o *Organization) error {
 	if err := s.store.DeleteOrg(ctx, o.ID); err != nil {
 		return err
 	}
-	return errors.Join(
-		s.store.Release(ctx, slugKey(o.Slug), o.ID),
-		s.store.Release(ctx, emailKey(o.AdminEmail), o.ID),
-	)
+	return s.releaseAll(ctx, o)
 }
 
 // claim takes key for orgID. When another organization holds it, a stale

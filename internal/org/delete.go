@@ -2,15 +2,17 @@ package org
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 )
 
 // Delete removes the principal's own organization: it is marked deleting
-// (its tokens die at once), its collection is dropped, its metadata removed,
-// and its name and email freed. name must resolve to the principal's
-// organization. Errors: KindInvalid (blank name), KindForbidden (another
-// organization's name, existing or not), KindBusy, KindUnauthorized
+// (its members' tokens die at once), its collection is dropped, its metadata
+// removed, and its name and every member's email freed. name must resolve to the principal's
+// organization, and the principal its owner. Errors: KindInvalid (blank
+// name), KindForbidden (another organization's name, existing or not, or
+// not an owner), KindBusy, KindUnauthorized
 // (organization gone), KindUnavailable.
 func (s *Service) Delete(ctx context.Context, p Principal, name string) error {
 	if strings.TrimSpace(name) == "" {
@@ -26,6 +28,13 @@ func (s *Service) Delete(ctx context.Context, p Principal, name string) error {
 			}
 			if o.Slug != slug {
 				return Errorf(KindForbidden, "a token may only delete its own organization")
+			}
+			me := MemberByID(o, p.MemberID)
+			if me == nil {
+				return Errorf(KindUnauthorized, "the token's member no longer exists")
+			}
+			if err := Authorize(me.Role, ActDeleteOrg); err != nil {
+				return err
 			}
 			deleting := StateDeleting
 			now := time.Now().UTC().Truncate(time.Millisecond)
@@ -64,12 +73,28 @@ func (s *Service) finishDelete(ctx context.Context, o *Organization) error {
 	if err := s.step("delete:removed"); err != nil {
 		return err
 	}
-	if err := s.store.Release(ctx, slugKey(o.Slug), o.ID); err != nil {
-		return err
-	}
-	if err := s.store.Release(ctx, emailKey(o.AdminEmail), o.ID); err != nil {
+	if err := s.releaseAll(ctx, o); err != nil {
 		return err
 	}
 	s.obs.OrgDeleted()
 	return nil
+}
+
+// releaseAll frees o's name and every email its members and its intent
+// hold; each release is safe to repeat.
+func (s *Service) releaseAll(ctx context.Context, o *Organization) error {
+	keys := []string{slugKey(o.Slug), emailKey(o.AdminEmail)}
+	for _, m := range MembersOf(o) {
+		keys = append(keys, emailKey(m.Email))
+	}
+	if p := o.Pending; p != nil && p.NewEmail != "" {
+		keys = append(keys, emailKey(p.NewEmail))
+	}
+	var errs []error
+	for _, k := range keys {
+		if err := s.store.Release(ctx, k, o.ID); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }

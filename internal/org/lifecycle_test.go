@@ -166,6 +166,9 @@ func (f *fixture) settledInvariants() []*org.Organization {
 		wantTenants = append(wantTenants, d.Collection)
 		wantClaims["slug/"+d.Slug] = d.ID.Hex()
 		wantClaims["email/"+d.Email] = d.ID.Hex()
+		for _, m := range o.Members {
+			wantClaims["email/"+m.Email] = d.ID.Hex()
+		}
 	}
 	sort.Strings(wantTenants)
 	assert.Equal(f.t, wantTenants, f.tenants(), "tenant collections must be exactly those the metadata names")
@@ -186,8 +189,10 @@ func createInput(name, email string) org.CreateInput {
 
 func strp(s string) *string { return &s }
 
+// principal is o's first owner, as a token of theirs authenticates.
 func principal(o *org.Organization) org.Principal {
-	return org.Principal{OrgID: o.ID, Email: o.AdminEmail, OrgName: o.Name}
+	m := org.MemberByEmail(o, o.AdminEmail)
+	return org.Principal{OrgID: o.ID, Email: o.AdminEmail, OrgName: o.Name, MemberID: m.ID, Role: m.Role}
 }
 
 // forEachCrashPoint runs op crashing at step 1, 2, … until op runs through
@@ -281,9 +286,19 @@ func TestRenameSurvivesCrashAtEveryStep(t *testing.T) {
 func TestDeleteSurvivesCrashAtEveryStep(t *testing.T) {
 	forEachCrashPoint(t, "delete", func(t *testing.T, k int) bool {
 		f := newFixture(t, 0)
-		o, err := f.service(org.Config{}).Create(context.Background(), createInput("Acme Corp", "admin@acme.com"))
+		live := f.service(org.Config{})
+		o, err := live.Create(context.Background(), createInput("Acme Corp", "admin@acme.com"))
 		require.NoError(t, err)
 		f.seed(o.CollectionName, 50)
+		// Several members, an owner among them: every email must be freed.
+		emails := []string{"admin@acme.com"}
+		for i, r := range []org.Role{org.RoleOwner, org.RoleAdmin, org.RoleMember} {
+			m, err := live.AddMember(context.Background(), principal(o), org.AddMemberInput{
+				Email: fmt.Sprintf("m%d@acme.com", i), Password: "password-1", Role: r})
+			require.NoError(t, err)
+			emails = append(emails, m.Email)
+		}
+		require.Len(t, f.settledInvariants()[0].Members, 4)
 
 		svc, reached := f.crashingAt(k, org.StrategyAuto)
 		err = svc.Delete(context.Background(), principal(o), "Acme Corp")
@@ -301,6 +316,10 @@ func TestDeleteSurvivesCrashAtEveryStep(t *testing.T) {
 		n, err := next.Create(context.Background(), createInput("acme-corp", "admin@acme.com"))
 		require.NoError(t, err, "name and email free after delete")
 		assert.Empty(t, f.ids(n.CollectionName), "no inherited data")
+		for i, e := range emails[1:] {
+			_, err := next.Create(context.Background(), createInput(fmt.Sprintf("Other %d", i), e))
+			require.NoError(t, err, "every member's email is free after delete: %s", e)
+		}
 		return reached()
 	})
 }

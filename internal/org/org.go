@@ -18,19 +18,22 @@ const (
 	StateDeleting     State = "deleting"
 )
 
-// Organization is one tenant: its metadata and its admin's credentials.
+// Organization is one tenant: its metadata and its members.
 type Organization struct {
 	ID             string
 	Name           string // display name, trimmed, as given
 	Slug           string
 	CollectionName string
-	AdminEmail     string // lowercased
-	PasswordHash   string
-	TokenVersion   int64
-	State          State
-	Pending        *Pending // the intent of an unfinished multi-step operation, if any
-	CreatedAt      time.Time
-	UpdatedAt      time.Time
+	AdminEmail     string // lowercased: the earliest-created owner's email
+	Members        []Member
+	// PasswordHash and TokenVersion are the admin's credentials as written
+	// before members existed; only MembersOf and Migrate read them.
+	PasswordHash string
+	TokenVersion int64
+	State        State
+	Pending      *Pending // the intent of an unfinished multi-step operation, if any
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
 }
 
 // Op names a multi-step operation.
@@ -58,6 +61,7 @@ type Pending struct {
 	Copied   int64  // documents copied so far (copy strategy)
 
 	// Changes applied together with the rename's switch.
+	MemberID        string // whose credentials change; "" in intents written before members
 	FromEmail       string
 	NewEmail        string
 	NewPasswordHash string
@@ -72,14 +76,19 @@ type Changes struct {
 	PasswordHash   *string
 	TokenVersion   *int64
 	State          *State
+	Members        []Member // written when SetMembers is true
+	SetMembers     bool
 	Pending        *Pending // written when SetPending is true
 	SetPending     bool     // write Pending (nil clears it)
 	UpdatedAt      time.Time
 }
 
-// Principal is the authenticated admin of one organization.
+// Principal is an authenticated member of one organization. Role is the
+// member's role when the request was authenticated, read from the directory.
 type Principal struct {
-	OrgID   string
-	Email   string
-	OrgName string
+	OrgID    string
+	Email    string
+	OrgName  string
+	MemberID string
+	Role     Role
 }

@@ -124,8 +124,18 @@ func (s *Service) settleHeld(ctx context.Context, c Claim) (bool, error) {
 	}
 }
 
+// claimMatches reports whether settled o uses key: its name, or the email
+// of its admin or of any member.
 func claimMatches(o *Organization, key string) bool {
-	return key == slugKey(o.Slug) || key == emailKey(o.AdminEmail)
+	if key == slugKey(o.Slug) || key == emailKey(o.AdminEmail) {
+		return true
+	}
+	for _, m := range MembersOf(o) {
+		if key == emailKey(m.Email) {
+			return true
+		}
+	}
+	return false
 }
 
 // Reconcile finishes or rolls back every interrupted operation whose lease

@@ -67,6 +67,9 @@ type Metadata interface {
 	UpdateOrg(ctx context.Context, id string, c Changes) error
 	// DeleteOrg removes the metadata; deleting a missing one is not an error.
 	DeleteOrg(ctx context.Context, id string) error
+	// Unmigrated lists the ids of organizations stored before members
+	// existed (no members field); reads give them their admin as owner.
+	Unmigrated(ctx context.Context) ([]string, error)
 }
 
 // ChangeLog announces metadata writes to every instance's directory.
@@ -107,7 +110,7 @@ type Tenants interface {
 // never the source of truth for a write: operations read the Store under
 // their lease. The organizations it returns are copies.
 type Directory interface {
-	// BySlug, ByEmail and ByID return KindNotFound when there is none,
+	// BySlug, ByEmail (any member's email) and ByID return KindNotFound when there is none,
 	// KindUnavailable when the directory is older than its bound.
 	BySlug(slug string) (*Organization, error)
 	ByEmail(email string) (*Organization, error)

@@ -3,15 +3,18 @@ package org
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 )
 
-// Update changes the name, email or password of the principal's own
-// organization. A rename moves the tenant collection to the new name's
+// Update changes the name of the principal's own organization, or the
+// principal's own email or password; only an owner may. A rename moves the tenant collection to the new name's
 // collection with every document; it is written as an intent first, so a
 // crash at any step is rolled forward by the reconciler. Changing the email
-// or the password revokes every token issued before; renaming does not.
-// Errors: KindInvalid, KindConflict (name or email taken), KindBusy (another
+// or the password revokes the principal's tokens issued before, nobody
+// else's; renaming revokes nothing.
+// Errors: KindInvalid, KindForbidden (not an owner), KindConflict (name or
+// email taken), KindBusy (another
 // operation in progress), KindUnauthorized (organization gone),
 // KindUnavailable.
 func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Organization, error) {
@@ -32,7 +35,7 @@ func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Org
 			if err != nil {
 				return err
 			}
-			out, err = s.update(ctx, o, v, hash)
+			out, err = s.update(ctx, o, p, v, hash)
 			return err
 		})
 	})
@@ -63,12 +66,19 @@ func (s *Service) settled(ctx context.Context, id string) (*Organization, error)
 	return nil, Errorf(KindInternal, "organization %s did not settle", id)
 }
 
-func (s *Service) update(ctx context.Context, o *Organization, v validUpdate, hash string) (*Organization, error) {
+func (s *Service) update(ctx context.Context, o *Organization, p Principal, v validUpdate, hash string) (*Organization, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
+	me := MemberByID(o, p.MemberID)
+	if me == nil {
+		return nil, Errorf(KindUnauthorized, "the token's member no longer exists")
+	}
+	if err := Authorize(me.Role, ActUpdateOrg); err != nil {
+		return nil, err
+	}
 	newEmail := ""
-	if v.email != "" && v.email != o.AdminEmail {
+	if v.email != "" && v.email != me.Email {
 		newEmail = v.email
-		if err := s.claim(ctx, emailKey(newEmail), o.ID, "this email is already registered"); err != nil {
+		if err := s.claimEmail(ctx, o, newEmail); err != nil {
 			return nil, err
 		}
 	}
@@ -95,7 +105,7 @@ func (s *Service) update(ctx context.Context, o *Organization, v validUpdate, ha
 			Op: OpRename, StartedAt: now,
 			FromSlug: o.Slug, ToSlug: v.slug, ToName: v.name,
 			Source: o.CollectionName, Target: CollectionName(v.slug),
-			FromEmail: o.AdminEmail, NewEmail: newEmail, NewPasswordHash: hash,
+			MemberID: me.ID, FromEmail: me.Email, NewEmail: newEmail, NewPasswordHash: hash,
 		}
 		if err := s.store.UpdateOrg(ctx, o.ID, Changes{Pending: p, SetPending: true, UpdatedAt: now}); err != nil {
 			return nil, err
@@ -115,15 +125,8 @@ func (s *Service) update(ctx context.Context, o *Organization, v validUpdate, ha
 	if v.name != "" {
 		c.Name = &v.name
 	}
-	if newEmail != "" {
-		c.AdminEmail = &newEmail
-	}
-	if hash != "" {
-		c.PasswordHash = &hash
-	}
 	if newEmail != "" || hash != "" {
-		ver := o.TokenVersion + 1
-		c.TokenVersion = &ver
+		c = withMembers(c, changeCredentials(MembersOf(o), me.ID, newEmail, hash, now))
 	}
 	if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
 		if newEmail != "" {
@@ -132,9 +135,30 @@ func (s *Service) update(ctx context.Context, o *Organization, v validUpdate, ha
 		return nil, err
 	}
 	if newEmail != "" {
-		s.release(ctx, o.ID, emailKey(o.AdminEmail))
+		s.release(ctx, o.ID, emailKey(me.Email))
 	}
 	return s.store.OrgByID(ctx, o.ID)
+}
+
+// changeCredentials returns ms with member id's email and password hash
+// changed (empty: unchanged) and its token version bumped, so that its
+// older tokens die and nobody else's.
+func changeCredentials(ms []Member, id, email, hash string, now time.Time) []Member {
+	ms = slices.Clone(ms)
+	for i := range ms {
+		if ms[i].ID != id {
+			continue
+		}
+		if email != "" {
+			ms[i].Email = email
+		}
+		if hash != "" {
+			ms[i].PasswordHash = hash
+		}
+		ms[i].TokenVersion++
+		ms[i].UpdatedAt = now
+	}
+	return ms
 }
 
 // finishRename rolls a pending rename forward from wherever it stopped:
@@ -159,15 +183,12 @@ func (s *Service) finishRename(ctx context.Context, o *Organization) error {
 			Name: &p.ToName, Slug: &p.ToSlug, CollectionName: &p.Target,
 			Pending: p, SetPending: true, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond),
 		}
-		if p.NewEmail != "" {
-			c.AdminEmail = &p.NewEmail
-		}
-		if p.NewPasswordHash != "" {
-			c.PasswordHash = &p.NewPasswordHash
-		}
 		if p.NewEmail != "" || p.NewPasswordHash != "" {
-			ver := o.TokenVersion + 1
-			c.TokenVersion = &ver
+			id := p.MemberID
+			if m := MemberByEmail(o, p.FromEmail); id == "" && m != nil {
+				id = m.ID // an intent written before members: the admin's
+			}
+			c = withMembers(c, changeCredentials(MembersOf(o), id, p.NewEmail, p.NewPasswordHash, c.UpdatedAt))
 		}
 		if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
 			return err

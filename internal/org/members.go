@@ -1,0 +1,265 @@
+package org
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// AddMemberInput is a new member of the principal's organization.
+type AddMemberInput struct {
+	Email    string
+	Password string
+	Role     Role
+}
+
+// SelfUpdate holds a member's own new email or password; nil fields are
+// left as they are.
+type SelfUpdate struct {
+	Email    *string
+	Password *string
+}
+
+func memberNotFound() error { return Errorf(KindNotFound, "member not found") }
+
+func lastOwner() error {
+	return Errorf(KindConflict, "an organization must keep at least one owner: make another member owner first")
+}
+
+// acting returns the principal as o's member now, allowed to do a.
+// KindUnauthorized when the member is gone, KindForbidden when its role
+// (read afresh) may not do a.
+func acting(o *Organization, p Principal, a Action) (*Member, error) {
+	me := MemberByID(o, p.MemberID)
+	if me == nil {
+		return nil, Errorf(KindUnauthorized, "the token's member is no longer in the organization")
+	}
+	return me, Authorize(me.Role, a)
+}
+
+// Members lists the principal's organization's members, from the directory.
+// Errors: KindForbidden (a member), KindUnauthorized, KindUnavailable.
+func (s *Service) Members(ctx context.Context, p Principal) ([]Member, error) {
+	o, err := s.ByID(ctx, p.OrgID)
+	if err != nil {
+		if IsKind(err, KindNotFound) {
+			return nil, Errorf(KindUnauthorized, "the organization no longer exists")
+		}
+		return nil, err
+	}
+	if _, err := acting(o, p, ActListMembers); err != nil {
+		return nil, err
+	}
+	return slices.Clone(MembersOf(o)), nil
+}
+
+// Me returns the principal as a member. Errors: KindUnauthorized, KindUnavailable.
+func (s *Service) Me(ctx context.Context, p Principal) (*Member, error) {
+	o, err := s.ByID(ctx, p.OrgID)
+	if err != nil {
+		if IsKind(err, KindNotFound) {
+			return nil, Errorf(KindUnauthorized, "the organization no longer exists")
+		}
+		return nil, err
+	}
+	return acting(o, p, ActSelf)
+}
+
+// memberWrite runs fn on the principal's organization, read afresh under
+// its lease, and writes the members it returns in one metadata write.
+func (s *Service) memberWrite(ctx context.Context, p Principal, fn func(o *Organization, ms []Member) ([]Member, error)) error {
+	return s.detached(ctx, func(ctx context.Context) error {
+		return s.withLease(ctx, p.OrgID, func(ctx context.Context) error {
+			o, err := s.settled(ctx, p.OrgID)
+			if err != nil {
+				return err
+			}
+			ms, err := fn(o, slices.Clone(MembersOf(o)))
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC().Truncate(time.Millisecond)
+			return s.store.UpdateOrg(ctx, o.ID, withMembers(Changes{UpdatedAt: now}, ms))
+		})
+	})
+}
+
+// AddMember adds a member to the principal's organization. Its email is
+// claimed service-wide first, then the member is written; an admin may
+// not add an owner. Errors: KindInvalid (fields, or MaxMembers reached),
+// KindForbidden, KindConflict (email taken anywhere), KindBusy,
+// KindUnauthorized, KindUnavailable.
+func (s *Service) AddMember(ctx context.Context, p Principal, in AddMemberInput) (*Member, error) {
+	var fe fieldErrors
+	email := checkEmail(&fe, "email", in.Email)
+	checkPassword(&fe, "password", in.Password)
+	checkRole(&fe, in.Role)
+	if err := fe.err(); err != nil {
+		return nil, err
+	}
+	hash, err := s.hasher.Hash(in.Password)
+	if err != nil {
+		return nil, Wrap(KindInternal, err, "hash password")
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	m := Member{ID: s.store.NewID(), Email: email, PasswordHash: hash, Role: in.Role, CreatedAt: now, UpdatedAt: now}
+	err = s.memberWrite(ctx, p, func(o *Organization, ms []Member) ([]Member, error) {
+		me, err := acting(o, p, ActAddMember)
+		if err != nil {
+			return nil, err
+		}
+		if m.Role == RoleOwner && me.Role != RoleOwner {
+			return nil, Errorf(KindForbidden, "an admin may not add an owner")
+		}
+		if len(ms) >= MaxMembers {
+			return nil, &Error{Kind: KindInvalid, Message: "the organization has the most members it may have",
+				Fields: []FieldError{{Field: "", Message: "at most 1000 members"}}}
+		}
+		if err := s.claimEmail(ctx, o, m.Email); err != nil {
+			return nil, err
+		}
+		// The claim is the last step before the write. Should the write
+		// fail, it may still have happened (a timeout), so the claim is
+		// not released here: the reconciler frees it if no member uses it.
+		return append(ms, m), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// SetRole changes member id's role; only an owner may. The last owner
+// cannot be demoted. Errors: KindInvalid, KindForbidden, KindNotFound (no
+// such member in the organization), KindConflict (last owner), KindBusy,
+// KindUnauthorized, KindUnavailable.
+func (s *Service) SetRole(ctx context.Context, p Principal, id string, role Role) (*Member, error) {
+	var fe fieldErrors
+	checkRole(&fe, role)
+	if err := fe.err(); err != nil {
+		return nil, err
+	}
+	var out Member
+	err := s.memberWrite(ctx, p, func(o *Organization, ms []Member) ([]Member, error) {
+		if _, err := acting(o, p, ActSetRole); err != nil {
+			return nil, err
+		}
+		i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == id })
+		if i < 0 {
+			return nil, memberNotFound()
+		}
+		if ms[i].Role == RoleOwner && role != RoleOwner && countOwners(ms) == 1 {
+			return nil, lastOwner()
+		}
+		ms[i].Role = role
+		ms[i].UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
+		out = ms[i]
+		return ms, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RemoveMember removes member id from the principal's organization: its
+// tokens are refused from the next request on, and its email is freed. An
+// admin may remove members and admins, only an owner an owner; the last
+// owner cannot be removed. Errors: KindForbidden, KindNotFound,
+// KindConflict (last owner), KindBusy, KindUnauthorized, KindUnavailable.
+func (s *Service) RemoveMember(ctx context.Context, p Principal, id string) error {
+	var gone Member
+	err := s.memberWrite(ctx, p, func(o *Organization, ms []Member) ([]Member, error) {
+		me, err := acting(o, p, ActRemoveMember)
+		if err != nil {
+			return nil, err
+		}
+		i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == id })
+		if i < 0 {
+			return nil, memberNotFound()
+		}
+		if ms[i].Role == RoleOwner && me.Role != RoleOwner {
+			return nil, Errorf(KindForbidden, "an admin may not remove an owner")
+		}
+		if ms[i].Role == RoleOwner && countOwners(ms) == 1 {
+			return nil, lastOwner()
+		}
+		gone = ms[i]
+		return slices.Delete(ms, i, i+1), nil
+	})
+	if err != nil {
+		return err
+	}
+	// After the write: a crash before this leaves a claim its holder no
+	// longer uses, which the reconciler frees.
+	s.release(ctx, p.OrgID, emailKey(gone.Email))
+	return nil
+}
+
+// UpdateMe changes the principal's own email or password; the principal's
+// tokens issued before die, nobody else's. Errors: KindInvalid,
+// KindConflict (email taken), KindBusy, KindUnauthorized, KindUnavailable.
+func (s *Service) UpdateMe(ctx context.Context, p Principal, in SelfUpdate) (*Member, error) {
+	var fe fieldErrors
+	var email string
+	switch {
+	case in.Email == nil && in.Password == nil:
+		fe.add("", "at least one of email or password is required")
+	default:
+		if in.Email != nil {
+			email = checkEmail(&fe, "email", *in.Email)
+		}
+		if in.Password != nil {
+			checkPassword(&fe, "password", *in.Password)
+		}
+	}
+	if err := fe.err(); err != nil {
+		return nil, err
+	}
+	var hash string
+	if in.Password != nil {
+		var err error
+		if hash, err = s.hasher.Hash(*in.Password); err != nil {
+			return nil, Wrap(KindInternal, err, "hash password")
+		}
+	}
+	var out Member
+	var oldEmail, newEmail string
+	err := s.memberWrite(ctx, p, func(o *Organization, ms []Member) ([]Member, error) {
+		me, err := acting(o, p, ActSelf)
+		if err != nil {
+			return nil, err
+		}
+		if email != "" && email != me.Email {
+			if err := s.claimEmail(ctx, o, email); err != nil {
+				return nil, err
+			}
+			oldEmail, newEmail = me.Email, email
+		}
+		ms = changeCredentials(ms, me.ID, newEmail, hash, time.Now().UTC().Truncate(time.Millisecond))
+		out = *MemberByID(&Organization{Members: ms}, me.ID)
+		return ms, nil
+	})
+	if err != nil {
+		return nil, err // a new email's claim, if unused, is the reconciler's to free
+	}
+	if newEmail != "" {
+		s.release(ctx, p.OrgID, emailKey(oldEmail))
+	}
+	return &out, nil
+}
+
+func checkRole(fe *fieldErrors, r Role) {
+	if !r.Valid() {
+		fe.add("role", "must be one of owner, admin, member")
+	}
+}
+
+// claimEmail claims email for a member of o. A claim is o's own whoever in
+// o holds it, so another member of o with that email is a conflict too.
+func (s *Service) claimEmail(ctx context.Context, o *Organization, email string) error {
+	if MemberByEmail(o, email) != nil {
+		return Errorf(KindConflict, "this email is already registered")
+	}
+	return s.claim(ctx, emailKey(email), o.ID, "this email is already registered")
+}
