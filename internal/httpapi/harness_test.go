@@ -28,9 +28,11 @@ import (
 // testSecret signs tokens in tests.
 const testSecret = "test-secret-key-0123456789abcdef0123456789"
 
-// docsConfig is the documents service's configuration in tests: short
-// TTLs, so that a test that stops a writer does not wait long for it.
-var docsConfig = document.Config{WriterTTL: 2 * time.Second, ClaimTTL: 3 * time.Second}
+// docsConfig is the documents service's configuration in tests: TTLs
+// shorter than the defaults, so that a test that stops a writer does not
+// wait long for it, yet long enough that a write's deadline (a fraction of
+// them) holds on a loaded machine under the race detector.
+var docsConfig = document.Config{WriterTTL: 5 * time.Second, ClaimTTL: 9 * time.Second}
 
 // env is one test's service over its own database, reached through the real router.
 type env struct {

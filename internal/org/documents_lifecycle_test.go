@@ -17,7 +17,7 @@ import (
 
 // docsConfig gives writer registrations a short life, as a crashed
 // process's would have to expire before a recovery could go on.
-var docsConfig = document.Config{WriterTTL: time.Second, ClaimTTL: 3 * time.Second}
+var docsConfig = document.Config{WriterTTL: 3 * time.Second, ClaimTTL: 9 * time.Second}
 
 // documents returns a documents service resolving through svc, which
 // waits for its writers before moving or dropping a collection.
