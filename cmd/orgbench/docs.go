@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -228,54 +227,12 @@ func docBody(id string, i int) []byte {
 // seedAPIDocs inserts n documents in the service's stored shape into coll
 // and returns their ids, in order.
 func (h *harness) seedAPIDocs(ctx context.Context, coll *mongo.Collection, prefix string, n int) ([]string, error) {
-	const batch, writers = 1000, 4
 	ids := make([]string, n)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("%s-%07d", prefix, i)
 	}
-	bar := h.progress(int64(n), "docs", fmt.Sprintf("seeding %d documents into %s", n, coll.Name()))
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	starts := make(chan int)
-	errs := make(chan error, writers)
-	var wg sync.WaitGroup
-	for range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for s := range starts {
-				docs := make([]any, 0, batch)
-				for i := s; i < min(s+batch, n); i++ {
-					docs = append(docs, storedDoc(ids[i], i, now))
-				}
-				if _, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
-					errs <- fmt.Errorf("seed documents: %w", err)
-					return
-				}
-				bar.add(len(docs))
-			}
-		}()
-	}
-	var err error
-feed:
-	for s := 0; s < n; s += batch {
-		select {
-		case starts <- s:
-		case err = <-errs:
-			break feed
-		case <-ctx.Done():
-			err = ctx.Err()
-			break feed
-		}
-	}
-	close(starts)
-	wg.Wait()
-	bar.done()
-	if err == nil {
-		select {
-		case err = <-errs:
-		default:
-		}
-	}
+	err := h.insertBatches(ctx, coll, 0, n, func(i int) any { return storedDoc(ids[i], i, now) })
 	return ids, err
 }
 

@@ -151,33 +151,38 @@ func (h *harness) seedOrgs(ctx context.Context, t *target, set string, from, to 
 // seedDocs inserts documents from..to-1 into a tenant collection straight
 // through the driver, in batches, a few batches at a time.
 func (h *harness) seedDocs(ctx context.Context, coll *mongo.Collection, from, to int) error {
+	pad := strings.Repeat("x", 96)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	return h.insertBatches(ctx, coll, from, to, func(i int) any {
+		return bson.D{
+			{Key: "_id", Value: bson.NewObjectID()},
+			{Key: "n", Value: int64(i)},
+			{Key: "sku", Value: fmt.Sprintf("SKU-%09d", i)},
+			{Key: "qty", Value: int32(i % 100)},
+			{Key: "note", Value: pad},
+			{Key: "created_at", Value: now},
+		}
+	})
+}
+
+// insertBatches inserts doc(from)..doc(to-1) into coll, 1,000 at a time,
+// four batches at once, with a progress bar.
+func (h *harness) insertBatches(ctx context.Context, coll *mongo.Collection, from, to int, doc func(i int) any) error {
 	if to <= from {
 		return nil
 	}
-	const batch = 1000
-	const writers = 4
+	const batch, writers = 1000, 4
 	bar := h.progress(int64(to-from), "docs", fmt.Sprintf("seeding %d documents into %s", to-from, coll.Name()))
-	pad := strings.Repeat("x", 96)
-	now := time.Now().UTC().Truncate(time.Millisecond)
 	starts := make(chan int)
 	errs := make(chan error, writers)
 	var wg sync.WaitGroup
 	for range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			docs := make([]any, 0, batch)
 			for s := range starts {
 				docs = docs[:0]
 				for i := s; i < min(s+batch, to); i++ {
-					docs = append(docs, bson.D{
-						{Key: "_id", Value: bson.NewObjectID()},
-						{Key: "n", Value: int64(i)},
-						{Key: "sku", Value: fmt.Sprintf("SKU-%09d", i)},
-						{Key: "qty", Value: int32(i % 100)},
-						{Key: "note", Value: pad},
-						{Key: "created_at", Value: now},
-					})
+					docs = append(docs, doc(i))
 				}
 				if _, err := coll.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false)); err != nil {
 					errs <- fmt.Errorf("seed documents: %w", err)
@@ -185,7 +190,7 @@ func (h *harness) seedDocs(ctx context.Context, coll *mongo.Collection, from, to
 				}
 				bar.add(len(docs))
 			}
-		}()
+		})
 	}
 	var err error
 feed:
@@ -201,20 +206,18 @@ feed:
 	}
 	close(starts)
 	wg.Wait()
-	if err != nil {
-		return err
+	if err == nil {
+		select {
+		case err = <-errs:
+		default:
+		}
 	}
-	select {
-	case err = <-errs:
-		return err
-	default:
+	if err == nil {
 		bar.done()
-		return nil
 	}
+	return err
 }
 
-// progress shows how far seeding has got: a progress bar on the harness's
-// error stream when that is a terminal; elsewhere (logs, CI) a line at the
 // start and one at the end.
 type progress struct {
 	h     *harness
