@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -139,7 +140,7 @@ func mapErr(err error, op string) error {
 }
 
 func unavailable(err error) bool {
-	return mongo.IsTimeout(err) || mongo.IsNetworkError(err) ||
+	return mongo.IsTimeout(err) || mongo.IsNetworkError(err) || busy(err) ||
 		errors.As(err, &topology.ServerSelectionError{}) ||
 		errors.Is(err, mongo.ErrClientDisconnected) ||
 		errors.Is(err, context.DeadlineExceeded)
@@ -169,6 +170,15 @@ func decodeAll[T any](ctx context.Context, cur *mongo.Cursor) ([]T, error) {
 		out = append(out, v)
 	}
 	return out, cur.Err()
+}
+
+// busy reports a server too busy to take the write now: FerretDB's SQLite
+// gives up waiting for its lock after 10 s ("database is locked",
+// SQLITE_BUSY) and says so in an InternalError. A retry later succeeds:
+// it is unavailability, not a fault.
+func busy(err error) bool {
+	var se mongo.ServerError
+	return errors.As(err, &se) && (strings.Contains(se.Error(), "SQLITE_BUSY") || strings.Contains(se.Error(), "database is locked"))
 }
 
 // serverCode returns the server's error code, or 0.

@@ -1,0 +1,31 @@
+package mongostore
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/orgservice/orgservice/internal/org"
+)
+
+// A database too busy to take a write is unavailable (503, retry), never an
+// internal error (500); what FerretDB answers then is an InternalError.
+func TestMapErrBusyIsUnavailable(t *testing.T) {
+	locked := mongo.CommandError{Code: 1, Name: "InternalError",
+		Message: "[collection.go:135 sqlite.(*collection).InsertAll.func1] database is locked (5) (SQLITE_BUSY)"}
+	for name, tt := range map[string]struct {
+		err  error
+		want org.Kind
+	}{
+		"sqlite busy":          {locked, org.KindUnavailable},
+		"sqlite busy, wrapped": {errors.Join(errors.New("context"), locked), org.KindUnavailable},
+		"other internal error": {mongo.CommandError{Code: 1, Name: "InternalError", Message: "something else"}, org.KindInternal},
+		"duplicate key":        {mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000}}}, org.KindConflict},
+	} {
+		t.Run(name, func(t *testing.T) {
+			assert.Equal(t, tt.want, org.ErrorKind(mapErr(tt.err, "op")))
+		})
+	}
+}
