@@ -129,3 +129,25 @@ func BenchmarkLogin(b *testing.B) {
 
 func benchName(i int) string  { return fmt.Sprintf("Bench Org %03d", i) }
 func benchEmail(i int) string { return fmt.Sprintf("admin%03d@bench.test", i) }
+
+// BenchmarkDocumentCreate is a POST /api/v1/org/documents through the whole
+// service over the embedded database: token check, writer registration,
+// parsing, one insert, the answer.
+func BenchmarkDocumentCreate(b *testing.B) {
+	e := newEnv(b, org.Config{})
+	_, token := e.tokenFor(benchName(0), benchEmail(0), "s3cretpass")
+	body := `{"sku":"SKU-000000001","price":10.99,"active":true,"tags":["bench","doc"],"note":"` + strings.Repeat("x", 96) + `"}`
+	w := &benchWriter{h: http.Header{}}
+	req := httptest.NewRequest(http.MethodPost, "/api/v1/org/documents", nil)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	b.ReportAllocs()
+	for b.Loop() {
+		w.reset()
+		req.Body = io.NopCloser(strings.NewReader(body))
+		e.srv.ServeHTTP(w, req)
+		if w.status != http.StatusCreated {
+			b.Fatalf("status %d, want 201", w.status)
+		}
+	}
+}
