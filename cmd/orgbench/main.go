@@ -279,6 +279,11 @@ func run(ctx context.Context, cfg config, out, errw io.Writer) error {
 				h.rep.notes = append(h.rep.notes, fmt.Sprintf("rename-D@%d: not measured (one rename at a time; measured with one instance)", n))
 				continue
 			}
+			if g == "docs" && n > 1 {
+				// Their ratios compare one service with its driver ceiling.
+				h.rep.notes = append(h.rep.notes, fmt.Sprintf("docs@%d: not measured (the documents' ratios are one service's; measured with one instance)", n))
+				continue
+			}
 			t0 := time.Now()
 			if err := scenarios[g](ctx); err != nil {
 				return fmt.Errorf("%s%s: %w", g, h.suffix, err)
