@@ -23,6 +23,10 @@ type harness struct {
 	errw  io.Writer // progress and notes
 	dir   string    // work directory: binaries, database files, service logs
 	runID string    // distinguishes this run's organizations from any other's
+	// commit and dirty describe the tree the binaries were built from, read
+	// before the build: the run may outlast later commits.
+	commit string
+	dirty  bool
 
 	svcBin   string
 	secret   string
@@ -89,6 +93,7 @@ func (h *harness) setUp(ctx context.Context) error {
 	}
 	h.dir = dir
 	h.mongoURI = h.cfg.Mongo
+	h.commit, h.dirty = commit(ctx, h.cfg.Src)
 	if h.cfg.URL == "" {
 		if h.svcBin = h.cfg.ServiceBin; h.svcBin == "" {
 			h.notef("building ./cmd/orgservice")

@@ -371,7 +371,7 @@ func (h *harness) writeJSON(ctx context.Context, w io.Writer, at time.Time) erro
 		},
 		Notes: h.rep.notes,
 	}
-	jr.Commit, jr.Dirty = commit(ctx, h.cfg.Src)
+	jr.Commit, jr.Dirty = h.commit, h.dirty
 	if jr.Scenarios == nil {
 		jr.Scenarios = []row{}
 	}
