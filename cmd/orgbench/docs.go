@@ -186,14 +186,8 @@ func (h *harness) docTenant(ctx context.Context, t *target, set string, i int) (
 	}
 	// Every instance must know the organization before the token is used on
 	// it: another instance's write shows within its directory's bound.
-	deadline := time.Now().Add(time.Minute)
-	for _, other := range t.apis {
-		for other.get(ctx, getPath(name)) != nil {
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				return docTenant{}, fmt.Errorf("%s: an instance never saw %s", set, name)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+	if err := t.awaitEverywhere(ctx, getPath(name), time.Minute); err != nil {
+		return docTenant{}, fmt.Errorf("%s: %s: %w", set, name, err)
 	}
 	return docTenant{coll: o.CollectionName, token: token}, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,16 +87,25 @@ func (h *harness) seedPool(ctx context.Context, t *target, set string, from, to 
 	// The clones were announced in the change log: wait until the services'
 	// directories have read them all (the log is read in order, so the last).
 	last := more[len(more)-1]
-	deadline := time.Now().Add(5 * time.Minute)
-	for _, api := range t.apis {
-		for api.get(ctx, last.getPath) != nil {
-			if time.Now().After(deadline) || ctx.Err() != nil {
-				return nil, fmt.Errorf("seed %s: the service never saw %s", set, last.name)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	if err := t.awaitEverywhere(ctx, last.getPath, 5*time.Minute); err != nil {
+		return nil, fmt.Errorf("seed %s: %s: %w", set, last.name, err)
 	}
 	return append(out, more...), nil
+}
+
+// awaitEverywhere waits, up to limit, until every instance of t answers
+// path: another instance's write shows in its directory within its bound.
+func (t *target) awaitEverywhere(ctx context.Context, path string, limit time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for _, api := range t.apis {
+		for api.get(ctx, path) != nil {
+			if time.Now().After(deadline) || ctx.Err() != nil {
+				return errors.New("an instance never saw it")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nil
 }
 
 // seedOrgs creates organizations from..to-1 of set through the API, with as

@@ -717,8 +717,8 @@ func TestLingeringLeaseIsCleared(t *testing.T) {
 			runReconciler(t, svc, 100*time.Millisecond, time.Hour)
 			if tc.cleared {
 				require.Eventually(t, func() bool {
-					held, err := store.LeaseHeld(ctx, acme.ID)
-					return err == nil && !held && !slices.Contains(dir.Directory.Lingering(), acme.ID)
+					leased, err := store.LeasedOrgs(ctx)
+					return err == nil && !slices.Contains(leased, acme.ID) && !slices.Contains(dir.Directory.Lingering(), acme.ID)
 				}, 10*time.Second, 10*time.Millisecond, "the lease must be cleared and no longer listed")
 			} else {
 				dir.waitPasses(t, 5)

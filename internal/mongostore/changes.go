@@ -146,20 +146,6 @@ func (s *Store) PruneChanges(ctx context.Context, before time.Time) error {
 	return mapErr(err, "prune change log")
 }
 
-// LeaseHeld reports whether a lease on orgID exists, live or expired: an
-// operation that may still write the organization, or one that crashed.
-func (s *Store) LeaseHeld(ctx context.Context, orgID string) (bool, error) {
-	err := s.leases.FindOne(ctx, bson.D{{Key: "_id", Value: orgID}},
-		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
-	if err == mongo.ErrNoDocuments {
-		return false, nil
-	}
-	if err != nil {
-		return false, mapErr(err, "read lease")
-	}
-	return true, nil
-}
-
 // LeasedOrgs lists the organizations that have a lease, live or expired.
 func (s *Store) LeasedOrgs(ctx context.Context) ([]string, error) {
 	cur, err := s.leases.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
