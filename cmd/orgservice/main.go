@@ -99,7 +99,7 @@ func run(ctx context.Context) error {
 		Strategy: org.Strategy(cfg.MigrationStrategy),
 		LeaseTTL: cfg.LeaseTTL,
 	}, log)
-	authn, err := auth.NewService(orgs, auth.Config{
+	authn, err := auth.NewService(orgs, orgs, auth.Config{
 		Secret: []byte(cfg.SecretKey), Issuer: cfg.JWTIssuer, TTL: cfg.JWTTTL, BcryptCost: cfg.BcryptCost,
 	})
 	if err != nil {

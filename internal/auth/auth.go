@@ -27,6 +27,13 @@ type Directory interface {
 	Get(ctx context.Context, name string) (*org.Organization, error)
 }
 
+// Recorder writes login events to the audit log; org.Service is one.
+type Recorder interface {
+	// RecordLogin records a login as member m of o that succeeded (ok) or
+	// failed for a wrong password. Errors: KindUnavailable.
+	RecordLogin(ctx context.Context, o *org.Organization, m *org.Member, ok bool) error
+}
+
 // Bcrypt hashes passwords at a fixed cost.
 type Bcrypt struct{ Cost int }
 
@@ -59,14 +66,16 @@ type Token struct {
 // Service logs admins in and verifies their tokens.
 type Service struct {
 	dir    Directory
+	rec    Recorder
 	cfg    Config
 	dummy  []byte // hash compared against when the email is unknown, so both cases cost the same
 	now    func() time.Time
 	parser *jwt.Parser // built once: its options are the same for every token
 }
 
-// NewService returns a Service that looks organizations up in dir.
-func NewService(dir Directory, cfg Config) (*Service, error) {
+// NewService returns a Service that looks organizations up in dir and
+// records logins with rec.
+func NewService(dir Directory, rec Recorder, cfg Config) (*Service, error) {
 	if len(cfg.Secret) == 0 {
 		return nil, errors.New("auth: empty secret")
 	}
@@ -76,7 +85,7 @@ func NewService(dir Directory, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: dummy hash: %w", err)
 	}
-	s := &Service{dir: dir, cfg: cfg, dummy: dummy, now: time.Now}
+	s := &Service{dir: dir, rec: rec, cfg: cfg, dummy: dummy, now: time.Now}
 	s.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
@@ -89,9 +98,10 @@ func NewService(dir Directory, cfg Config) (*Service, error) {
 
 func badCredentials() error { return org.Errorf(org.KindUnauthorized, "invalid email or password") }
 
-// Login checks an admin's credentials and issues a token. Unknown emails and
-// wrong passwords fail alike, in about the same time. Errors: KindInvalid
-// (blank email or password), KindUnauthorized, KindUnavailable.
+// Login checks a member's credentials and issues a token. Unknown emails and
+// wrong passwords fail alike, in about the same time; a member's login,
+// succeeded or failed, is recorded in the audit log first. Errors:
+// KindInvalid (blank email or password), KindUnauthorized, KindUnavailable.
 func (s *Service) Login(ctx context.Context, email, password string) (Token, error) {
 	var fields []org.FieldError
 	if strings.TrimSpace(email) == "" {
@@ -117,7 +127,16 @@ func (s *Service) Login(ctx context.Context, email, password string) (Token, err
 	}
 	// bcrypt reads only 72 bytes: a longer password must not log in as its prefix.
 	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
-	if m == nil || !match || len(password) > org.MaxPasswordBytes {
+	if m == nil {
+		return Token{}, badCredentials()
+	}
+	ok := match && len(password) <= org.MaxPasswordBytes
+	// Recorded before the answer: a token is never issued, nor a failure
+	// answered, without its event. An unknown email records nothing.
+	if err := s.rec.RecordLogin(ctx, o, m, ok); err != nil {
+		return Token{}, err
+	}
+	if !ok {
 		return Token{}, badCredentials()
 	}
 	return s.issue(o, m)

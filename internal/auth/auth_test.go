@@ -75,8 +75,34 @@ const password = "correct horse battery"
 
 type fixture struct {
 	dir *directory
+	rec *recorder
 	svc *auth.Service
 	org *org.Organization
+}
+
+// recorder keeps the logins it is told of; err, when set, is what it fails with.
+type recorder struct {
+	mu     sync.Mutex
+	logins []string // "<member id> ok" or "<member id> failed"
+	err    error
+}
+
+func (r *recorder) RecordLogin(_ context.Context, _ *org.Organization, m *org.Member, ok bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.logins = append(r.logins, m.ID+map[bool]string{true: " ok", false: " failed"}[ok])
+	return nil
+}
+
+func (r *recorder) take() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := r.logins
+	r.logins = nil
+	return l
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -89,9 +115,10 @@ func newFixture(t *testing.T) *fixture {
 	}
 	dir := &directory{orgs: map[string]*org.Organization{}}
 	dir.put(o)
-	svc, err := auth.NewService(dir, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4})
+	rec := &recorder{}
+	svc, err := auth.NewService(dir, rec, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4})
 	require.NoError(t, err)
-	return &fixture{dir: dir, svc: svc, org: o}
+	return &fixture{dir: dir, rec: rec, svc: svc, org: o}
 }
 
 // claims returns the claims a token of f's organization carries.
@@ -272,7 +299,7 @@ func TestAuthenticateRevocation(t *testing.T) {
 		f := newFixture(t)
 		tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
 		require.NoError(t, err)
-		svc, err := auth.NewService(failing{}, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4})
+		svc, err := auth.NewService(failing{}, f.rec, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4})
 		require.NoError(t, err)
 		_, err = svc.Authenticate(ctx, tok.AccessToken)
 		assert.Equal(t, org.KindUnavailable, org.ErrorKind(err), "%v", err)
@@ -344,6 +371,27 @@ func TestLogin(t *testing.T) {
 		_, e2 := f.svc.Login(ctx, "nobody@acme.com", "wrong password")
 		assert.Equal(t, e1.Error(), e2.Error())
 	})
+}
+
+// A member's login is recorded before it is answered, succeeded or failed;
+// an unknown email records nothing; no token is issued unrecorded.
+func TestLoginRecorded(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	_, err := f.svc.Login(ctx, f.org.AdminEmail, password)
+	require.NoError(t, err)
+	_, err = f.svc.Login(ctx, f.org.AdminEmail, "wrong password")
+	require.Error(t, err)
+	_, err = f.svc.Login(ctx, f.org.AdminEmail, password+strings.Repeat("x", 80))
+	require.Error(t, err)
+	_, err = f.svc.Login(ctx, "nobody@acme.com", password)
+	require.Error(t, err)
+	assert.Equal(t, []string{f.org.ID + " ok", f.org.ID + " failed", f.org.ID + " failed"}, f.rec.take())
+
+	f.rec.err = org.Errorf(org.KindUnavailable, "down")
+	tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
+	assert.Equal(t, org.KindUnavailable, org.ErrorKind(err), "%v", err)
+	assert.Zero(t, tok, "no token without its event")
 }
 
 // bcrypt reads only 72 bytes: a 73-byte password must not log in as its prefix.

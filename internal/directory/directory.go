@@ -181,6 +181,7 @@ func (d *Directory) lookup(find func() *org.Organization) (*org.Organization, er
 	}
 	c := *o
 	c.Members = slices.Clone(o.Members)
+	c.AuditPending = slices.Clone(o.AuditPending)
 	if o.Pending != nil { // the intent too: a caller's change must not reach the directory
 		p := *o.Pending
 		c.Pending = &p
@@ -194,7 +195,7 @@ func (d *Directory) Unsettled() []string {
 	defer d.mu.RUnlock()
 	var ids []string
 	for id, e := range d.byID {
-		if e.o != nil && !settled(e.o) {
+		if e.o != nil && !e.o.Settled() {
 			ids = append(ids, id)
 		}
 	}
@@ -208,14 +209,12 @@ func (d *Directory) Lingering() []string {
 	defer d.mu.RUnlock()
 	var ids []string
 	for id, since := range d.watch {
-		if e := d.byID[id]; time.Since(since) > d.cfg.Lingering && (e == nil || e.o == nil || settled(e.o)) {
+		if e := d.byID[id]; time.Since(since) > d.cfg.Lingering && (e == nil || e.o == nil || e.o.Settled()) {
 			ids = append(ids, id)
 		}
 	}
 	return ids
 }
-
-func settled(o *org.Organization) bool { return o.Pending == nil && o.State == org.StateActive }
 
 // Len returns how many organizations the directory holds.
 func (d *Directory) Len() int {

@@ -86,7 +86,7 @@ func newInstance(t *testing.T, db *mongo.Database, dcfg directory.Config, ocfg o
 	store := newStore(t, db)
 	dir := startDirectory(t, store, dcfg)
 	orgs := newService(t, store, dir, ocfg)
-	authn, err := auth.NewService(orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
+	authn, err := auth.NewService(orgs, orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
 	require.NoError(t, err)
 	return &instance{store: store, dir: dir, orgs: orgs, auth: authn}
 }

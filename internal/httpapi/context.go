@@ -9,16 +9,12 @@ import (
 type ctxKey int
 
 const (
-	requestIDKey ctxKey = iota
-	principalKey
+	principalKey ctxKey = iota
 	logInfoKey
 )
 
 // RequestID returns the request's id, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+func RequestID(ctx context.Context) string { return org.OriginOf(ctx).RequestID }
 
 // principal returns the authenticated admin; ok is false on public routes.
 func principal(ctx context.Context) (org.Principal, bool) {

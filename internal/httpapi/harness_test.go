@@ -75,7 +75,7 @@ func newEnvOn(t testing.TB, db *mongo.Database, cfg org.Config, opts httpapi.Opt
 	dir, err := directory.Start(ctx, store, testDirectory, log)
 	require.NoError(t, err)
 	orgs := org.NewService(store, dir, auth.Bcrypt{Cost: 4}, cfg, log)
-	authn, err := auth.NewService(orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
+	authn, err := auth.NewService(orgs, orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = orgs.Wait(context.Background()); cancel() })
 	if opts.Metrics == nil {

@@ -17,7 +17,9 @@ import (
 )
 
 // requestID takes a sane X-Request-ID from the client (1–64 characters of
-// [A-Za-z0-9._-]) or makes one, and echoes it in the response.
+// [A-Za-z0-9._-]) or makes one, and echoes it in the response. The id and
+// the client's address go into the request's org.Origin, which the audit
+// events it causes record.
 func (s *Server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.Header.Get("X-Request-ID")
@@ -27,7 +29,8 @@ func (s *Server) requestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b)
 		}
 		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey, id)))
+		o := org.Origin{RequestID: id, ClientIP: s.ips.address(r)}
+		next.ServeHTTP(w, r.WithContext(org.WithOrigin(r.Context(), o)))
 	})
 }
 

@@ -36,11 +36,12 @@ func (s *Server) routes() chi.Router {
 			r.With(s.allow(org.ActUpdateOrg)).Put("/org/update", s.updateOrg)
 			r.With(s.allow(org.ActDeleteOrg)).Delete("/org/delete", s.deleteOrg)
 		})
-		// Members: reads unlimited, writes under the write limit.
+		// Members and the audit log: reads unlimited, writes under the write limit.
 		r.Group(func(r chi.Router) {
 			r.Use(s.authenticate)
 			r.With(s.allow(org.ActListMembers)).Get("/org/members", s.listMembers)
 			r.With(s.allow(org.ActSelf)).Get("/org/members/me", s.getMe)
+			r.With(s.allow(org.ActReadAudit)).Get("/org/audit", s.readAudit)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.limits.write, s.authenticate)

@@ -30,6 +30,7 @@ type Orgs interface {
 	SetRole(ctx context.Context, p org.Principal, id string, role org.Role) (*org.Member, error)
 	RemoveMember(ctx context.Context, p org.Principal, id string) error
 	UpdateMe(ctx context.Context, p org.Principal, in org.SelfUpdate) (*org.Member, error)
+	Audit(ctx context.Context, p org.Principal, q org.AuditQuery) (org.AuditPage, error)
 }
 
 // Auth is what the API needs to log admins in and check their tokens.

@@ -22,6 +22,7 @@ type orgDoc struct {
 	TokenVersion   int64         `bson:"token_version,omitempty"`
 	State          string        `bson:"state"`
 	Pending        *pendingDoc   `bson:"pending,omitempty"`
+	AuditPending   []eventDoc    `bson:"audit_pending,omitempty"`
 	CreatedAt      time.Time     `bson:"created_at"`
 	UpdatedAt      time.Time     `bson:"updated_at"`
 }
@@ -48,18 +49,19 @@ func toMemberDocs(ms []org.Member) []memberDoc {
 
 // pendingDoc is the intent of an unfinished operation.
 type pendingDoc struct {
-	Op              string    `bson:"op"`
-	StartedAt       time.Time `bson:"started_at"`
-	FromSlug        string    `bson:"from_slug,omitempty"`
-	ToSlug          string    `bson:"to_slug,omitempty"`
-	ToName          string    `bson:"to_name,omitempty"`
-	Source          string    `bson:"source,omitempty"`
-	Target          string    `bson:"target,omitempty"`
-	Copied          int64     `bson:"copied,omitempty"`
-	MemberID        string    `bson:"member_id,omitempty"`
-	FromEmail       string    `bson:"from_email,omitempty"`
-	NewEmail        string    `bson:"new_email,omitempty"`
-	NewPasswordHash string    `bson:"new_password_hash,omitempty"`
+	Op              string     `bson:"op"`
+	StartedAt       time.Time  `bson:"started_at"`
+	FromSlug        string     `bson:"from_slug,omitempty"`
+	ToSlug          string     `bson:"to_slug,omitempty"`
+	ToName          string     `bson:"to_name,omitempty"`
+	Source          string     `bson:"source,omitempty"`
+	Target          string     `bson:"target,omitempty"`
+	Copied          int64      `bson:"copied,omitempty"`
+	MemberID        string     `bson:"member_id,omitempty"`
+	FromEmail       string     `bson:"from_email,omitempty"`
+	NewEmail        string     `bson:"new_email,omitempty"`
+	NewPasswordHash string     `bson:"new_password_hash,omitempty"`
+	Events          []eventDoc `bson:"events,omitempty"`
 }
 
 func toPendingDoc(p *org.Pending) *pendingDoc {
@@ -70,6 +72,7 @@ func toPendingDoc(p *org.Pending) *pendingDoc {
 		Op: string(p.Op), StartedAt: p.StartedAt, FromSlug: p.FromSlug, ToSlug: p.ToSlug, ToName: p.ToName,
 		Source: p.Source, Target: p.Target, Copied: p.Copied, MemberID: p.MemberID,
 		FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash,
+		Events: toEventDocs(p.Events),
 	}
 }
 
@@ -84,8 +87,10 @@ func (d *orgDoc) organization() *org.Organization {
 			Op: org.Op(p.Op), StartedAt: p.StartedAt.UTC(), FromSlug: p.FromSlug, ToSlug: p.ToSlug, ToName: p.ToName,
 			Source: p.Source, Target: p.Target, Copied: p.Copied, MemberID: p.MemberID,
 			FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash,
+			Events: fromEventDocs(p.Events),
 		}
 	}
+	o.AuditPending = fromEventDocs(d.AuditPending)
 	for _, m := range d.Members {
 		o.Members = append(o.Members, org.Member{ID: m.ID, Email: m.Email, PasswordHash: m.PasswordHash,
 			Role: org.Role(m.Role), TokenVersion: m.TokenVersion, CreatedAt: m.CreatedAt.UTC(), UpdatedAt: m.UpdatedAt.UTC()})
@@ -103,7 +108,8 @@ func (s *Store) InsertOrg(ctx context.Context, o *org.Organization) error {
 	_, err = s.orgs.InsertOne(ctx, orgDoc{
 		ID: id, Name: o.Name, Slug: o.Slug, CollectionName: o.CollectionName,
 		AdminEmail: o.AdminEmail, Members: toMemberDocs(o.Members), PasswordHash: o.PasswordHash, TokenVersion: o.TokenVersion,
-		State: string(o.State), Pending: toPendingDoc(o.Pending), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
+		State: string(o.State), Pending: toPendingDoc(o.Pending), AuditPending: toEventDocs(o.AuditPending),
+		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 	})
 	return mapErr(err, "insert organization")
 }
@@ -136,11 +142,13 @@ func (s *Store) OrgsByID(ctx context.Context, ids []string) ([]*org.Organization
 	return s.findAll(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: oids}}}}, "organizations by id")
 }
 
-// Unsettled lists organizations that are not active or have a pending operation.
+// Unsettled lists organizations that are not active, have a pending
+// operation or pending audit events.
 func (s *Store) Unsettled(ctx context.Context) ([]*org.Organization, error) {
 	return s.findAll(ctx, bson.D{{Key: "$or", Value: bson.A{
 		bson.D{{Key: "state", Value: bson.D{{Key: "$ne", Value: string(org.StateActive)}}}},
 		bson.D{{Key: "pending", Value: bson.D{{Key: "$exists", Value: true}}}},
+		bson.D{{Key: "audit_pending", Value: bson.D{{Key: "$exists", Value: true}}}},
 	}}}, "unsettled")
 }
 
@@ -201,8 +209,11 @@ func (s *Store) UpdateOrg(ctx context.Context, id string, c org.Changes) error {
 	if err != nil {
 		return org.Errorf(org.KindNotFound, "organization not found")
 	}
-	set := bson.D{{Key: "updated_at", Value: c.UpdatedAt}}
+	var set, unset bson.D
 	add := func(key string, v any) { set = append(set, bson.E{Key: key, Value: v}) }
+	if !c.UpdatedAt.IsZero() {
+		add("updated_at", c.UpdatedAt)
+	}
 	if c.Name != nil {
 		add("organization_name", *c.Name)
 	}
@@ -227,13 +238,24 @@ func (s *Store) UpdateOrg(ctx context.Context, id string, c org.Changes) error {
 	if c.SetMembers {
 		add("members", toMemberDocs(c.Members))
 	}
-	update := bson.D{}
 	if c.SetPending && c.Pending != nil {
 		add("pending", toPendingDoc(c.Pending))
 	}
-	update = append(update, bson.E{Key: "$set", Value: set})
 	if c.SetPending && c.Pending == nil {
-		update = append(update, bson.E{Key: "$unset", Value: bson.D{{Key: "pending", Value: ""}}})
+		unset = append(unset, bson.E{Key: "pending", Value: ""})
+	}
+	if c.SetAuditPending && len(c.AuditPending) > 0 {
+		add("audit_pending", toEventDocs(c.AuditPending))
+	}
+	if c.SetAuditPending && len(c.AuditPending) == 0 {
+		unset = append(unset, bson.E{Key: "audit_pending", Value: ""})
+	}
+	update := bson.D{}
+	if len(set) > 0 {
+		update = append(update, bson.E{Key: "$set", Value: set})
+	}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
 	}
 	res, err := s.orgs.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}}, update)
 	if err != nil {

@@ -39,6 +39,7 @@ type Store struct {
 	claims    *mongo.Collection
 	leases    *mongo.Collection
 	changes   *mongo.Collection
+	audit     *mongo.Collection
 	batchSize int
 
 	// hint is this store's idea of the change log's head, for AppendChange.
@@ -62,6 +63,7 @@ func New(db *mongo.Database, batchSize int) *Store {
 		claims:    db.Collection(claimsCollection),
 		leases:    db.Collection(leasesCollection),
 		changes:   db.Collection(changesCollection),
+		audit:     db.Collection(AuditCollection),
 		batchSize: batchSize,
 	}
 }

@@ -117,7 +117,8 @@ func (s *Store) CopyTenant(ctx context.Context, from, to string, skip int64, pro
 }
 
 // onlyDuplicates reports whether every failure in a bulk insert was a
-// duplicate key: documents a resumed copy had already moved.
+// duplicate key: documents a resumed copy had already moved, or audit
+// events written before.
 func onlyDuplicates(err error) bool {
 	var bwe mongo.BulkWriteException
 	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil || len(bwe.WriteErrors) == 0 {

@@ -47,8 +47,9 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Organization, er
 
 // create claims, records and provisions o. Steps, each recoverable:
 // claim slug → claim email → lease → metadata (provisioning) → collection →
-// active. A crash before "active" is rolled back by the reconciler, which
-// frees the name and the email again.
+// active (with the pending org.created event) → event inserted. A crash
+// before "active" is rolled back by the reconciler, which frees the name
+// and the email again; one after it leaves the event for the reconciler.
 func (s *Service) create(ctx context.Context, o *Organization) error {
 	if err := s.claim(ctx, slugKey(o.Slug), o.ID, "an organization with this name already exists"); err != nil {
 		return err
@@ -84,7 +85,7 @@ func (s *Service) create(ctx context.Context, o *Organization) error {
 }
 
 // provision records o (provisioning), creates its collection and makes it
-// active. The caller holds o's lease.
+// active, then writes its org.created event. The caller holds o's lease.
 func (s *Service) provision(ctx context.Context, o *Organization) error {
 	if err := s.store.InsertOrg(ctx, o); err != nil {
 		return err
@@ -98,12 +99,18 @@ func (s *Service) provision(ctx context.Context, o *Organization) error {
 	if err := s.step("create:collection"); err != nil {
 		return err
 	}
+	// The create is committed by this write, with its event.
 	active := StateActive
-	if err := s.store.UpdateOrg(ctx, o.ID, Changes{State: &active, UpdatedAt: o.UpdatedAt}); err != nil {
+	created := newEvent(ctx, o, &o.Members[0], EventOrgCreated, orgTarget(o), map[string]string{"slug": o.Slug})
+	c := Changes{State: &active, AuditPending: []Event{created}, SetAuditPending: true, UpdatedAt: o.UpdatedAt}
+	if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
 		return err
 	}
-	o.State = StateActive
-	return nil
+	o.State, o.AuditPending = StateActive, c.AuditPending
+	if err := s.step("create:active"); err != nil {
+		return err
+	}
+	return s.commitAudit(ctx, o)
 }
 
 // undoCreate rolls a create back: drop the collection, remove the metadata,

@@ -3,6 +3,7 @@ package org
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -38,7 +39,8 @@ func (s *Service) Delete(ctx context.Context, p Principal, name string) error {
 			}
 			deleting := StateDeleting
 			now := time.Now().UTC().Truncate(time.Millisecond)
-			o.Pending = &Pending{Op: OpDelete, StartedAt: now}
+			deleted := newEvent(ctx, o, me, EventOrgDeleted, orgTarget(o), map[string]string{"slug": o.Slug})
+			o.Pending = &Pending{Op: OpDelete, StartedAt: now, Events: []Event{deleted}}
 			o.State = deleting
 			if err := s.store.UpdateOrg(ctx, o.ID, Changes{State: &deleting, Pending: o.Pending, SetPending: true, UpdatedAt: now}); err != nil {
 				return err
@@ -51,7 +53,9 @@ func (s *Service) Delete(ctx context.Context, p Principal, name string) error {
 	})
 }
 
-// finishDelete rolls a delete forward; every step is safe to repeat.
+// finishDelete rolls a delete forward: quiesce writers, drop the
+// collections, insert the org.deleted event, remove the metadata, free the
+// claims. Every step is safe to repeat.
 func (s *Service) finishDelete(ctx context.Context, o *Organization) error {
 	if err := s.writers.Quiesce(ctx, o.ID); err != nil {
 		return err
@@ -65,6 +69,20 @@ func (s *Service) finishDelete(ctx context.Context, o *Organization) error {
 		}
 	}
 	if err := s.step("delete:dropped"); err != nil {
+		return err
+	}
+	// The events go in while the metadata that carries them still exists;
+	// they outlive it.
+	events := o.AuditPending
+	if o.Pending != nil {
+		events = append(slices.Clip(events), o.Pending.Events...)
+	}
+	if len(events) > 0 {
+		if err := s.store.InsertEvents(ctx, events); err != nil {
+			return err
+		}
+	}
+	if err := s.step("delete:audited"); err != nil {
 		return err
 	}
 	if err := s.store.DeleteOrg(ctx, o.ID); err != nil {

@@ -66,20 +66,29 @@ func (s *Service) Me(ctx context.Context, p Principal) (*Member, error) {
 }
 
 // memberWrite runs fn on the principal's organization, read afresh under
-// its lease, and writes the members it returns in one metadata write.
-func (s *Service) memberWrite(ctx context.Context, p Principal, fn func(o *Organization, ms []Member) ([]Member, error)) error {
+// its lease, and writes the members it returns in one metadata write,
+// together with the event fn returns; then it inserts the event.
+func (s *Service) memberWrite(ctx context.Context, p Principal, fn func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error)) error {
 	return s.detached(ctx, func(ctx context.Context) error {
 		return s.withLease(ctx, p.OrgID, func(ctx context.Context) error {
 			o, err := s.settled(ctx, p.OrgID)
 			if err != nil {
 				return err
 			}
-			ms, err := fn(o, slices.Clone(MembersOf(o)))
+			ms, ev, err := fn(ctx, o, slices.Clone(MembersOf(o)))
 			if err != nil {
 				return err
 			}
 			now := time.Now().UTC().Truncate(time.Millisecond)
-			return s.store.UpdateOrg(ctx, o.ID, withMembers(Changes{UpdatedAt: now}, ms))
+			c := withMembers(Changes{UpdatedAt: now, AuditPending: []Event{ev}, SetAuditPending: true}, ms)
+			if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
+				return err
+			}
+			o.AuditPending = c.AuditPending
+			if err := s.step("member:written"); err != nil {
+				return err
+			}
+			return s.commitAudit(ctx, o)
 		})
 	})
 }
@@ -103,25 +112,26 @@ func (s *Service) AddMember(ctx context.Context, p Principal, in AddMemberInput)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	m := Member{ID: s.store.NewID(), Email: email, PasswordHash: hash, Role: in.Role, CreatedAt: now, UpdatedAt: now}
-	err = s.memberWrite(ctx, p, func(o *Organization, ms []Member) ([]Member, error) {
+	err = s.memberWrite(ctx, p, func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error) {
 		me, err := acting(o, p, ActAddMember)
 		if err != nil {
-			return nil, err
+			return nil, Event{}, err
 		}
 		if m.Role == RoleOwner && me.Role != RoleOwner {
-			return nil, Errorf(KindForbidden, "an admin may not add an owner")
+			return nil, Event{}, Errorf(KindForbidden, "an admin may not add an owner")
 		}
 		if len(ms) >= MaxMembers {
-			return nil, &Error{Kind: KindInvalid, Message: "the organization has the most members it may have",
+			return nil, Event{}, &Error{Kind: KindInvalid, Message: "the organization has the most members it may have",
 				Fields: []FieldError{{Field: "", Message: "at most 1000 members"}}}
 		}
 		if err := s.claimEmail(ctx, o, m.Email); err != nil {
-			return nil, err
+			return nil, Event{}, err
 		}
 		// The claim is the last step before the write. Should the write
 		// fail, it may still have happened (a timeout), so the claim is
 		// not released here: the reconciler frees it if no member uses it.
-		return append(ms, m), nil
+		ev := newEvent(ctx, o, me, EventMemberAdded, memberTarget(&m), map[string]string{"role": string(m.Role)})
+		return append(ms, m), ev, nil
 	})
 	if err != nil {
 		return nil, err
@@ -140,21 +150,23 @@ func (s *Service) SetRole(ctx context.Context, p Principal, id string, role Role
 		return nil, err
 	}
 	var out Member
-	err := s.memberWrite(ctx, p, func(o *Organization, ms []Member) ([]Member, error) {
-		if _, err := acting(o, p, ActSetRole); err != nil {
-			return nil, err
+	err := s.memberWrite(ctx, p, func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error) {
+		me, err := acting(o, p, ActSetRole)
+		if err != nil {
+			return nil, Event{}, err
 		}
 		i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == id })
 		if i < 0 {
-			return nil, memberNotFound()
+			return nil, Event{}, memberNotFound()
 		}
 		if ms[i].Role == RoleOwner && role != RoleOwner && countOwners(ms) == 1 {
-			return nil, lastOwner()
+			return nil, Event{}, lastOwner()
 		}
+		ev := newEvent(ctx, o, me, EventRoleChanged, memberTarget(&ms[i]), map[string]string{"from": string(ms[i].Role), "to": string(role)})
 		ms[i].Role = role
 		ms[i].UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 		out = ms[i]
-		return ms, nil
+		return ms, ev, nil
 	})
 	if err != nil {
 		return nil, err
@@ -169,23 +181,24 @@ func (s *Service) SetRole(ctx context.Context, p Principal, id string, role Role
 // KindConflict (last owner), KindBusy, KindUnauthorized, KindUnavailable.
 func (s *Service) RemoveMember(ctx context.Context, p Principal, id string) error {
 	var gone Member
-	err := s.memberWrite(ctx, p, func(o *Organization, ms []Member) ([]Member, error) {
+	err := s.memberWrite(ctx, p, func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error) {
 		me, err := acting(o, p, ActRemoveMember)
 		if err != nil {
-			return nil, err
+			return nil, Event{}, err
 		}
 		i := slices.IndexFunc(ms, func(m Member) bool { return m.ID == id })
 		if i < 0 {
-			return nil, memberNotFound()
+			return nil, Event{}, memberNotFound()
 		}
 		if ms[i].Role == RoleOwner && me.Role != RoleOwner {
-			return nil, Errorf(KindForbidden, "an admin may not remove an owner")
+			return nil, Event{}, Errorf(KindForbidden, "an admin may not remove an owner")
 		}
 		if ms[i].Role == RoleOwner && countOwners(ms) == 1 {
-			return nil, lastOwner()
+			return nil, Event{}, lastOwner()
 		}
 		gone = ms[i]
-		return slices.Delete(ms, i, i+1), nil
+		ev := newEvent(ctx, o, me, EventMemberRemoved, memberTarget(&gone), map[string]string{"role": string(gone.Role)})
+		return slices.Delete(ms, i, i+1), ev, nil
 	})
 	if err != nil {
 		return err
@@ -225,20 +238,21 @@ func (s *Service) UpdateMe(ctx context.Context, p Principal, in SelfUpdate) (*Me
 	}
 	var out Member
 	var oldEmail, newEmail string
-	err := s.memberWrite(ctx, p, func(o *Organization, ms []Member) ([]Member, error) {
+	err := s.memberWrite(ctx, p, func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error) {
 		me, err := acting(o, p, ActSelf)
 		if err != nil {
-			return nil, err
+			return nil, Event{}, err
 		}
 		if email != "" && email != me.Email {
 			if err := s.claimEmail(ctx, o, email); err != nil {
-				return nil, err
+				return nil, Event{}, err
 			}
 			oldEmail, newEmail = me.Email, email
 		}
+		ev := credentialsEvent(ctx, o, me, newEmail, hash != "")
 		ms = changeCredentials(ms, me.ID, newEmail, hash, time.Now().UTC().Truncate(time.Millisecond))
 		out = *MemberByID(&Organization{Members: ms}, me.ID)
-		return ms, nil
+		return ms, ev, nil
 	})
 	if err != nil {
 		return nil, err // a new email's claim, if unused, is the reconciler's to free

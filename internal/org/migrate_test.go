@@ -46,7 +46,7 @@ func TestMigrateMembers(t *testing.T) {
 	require.NoError(t, err)
 
 	svc := f.service(org.Config{})
-	authn, err := auth.NewService(svc, auth.Config{Secret: secret, Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
+	authn, err := auth.NewService(svc, svc, auth.Config{Secret: secret, Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
 	require.NoError(t, err)
 	want := []org.Member{{ID: oid.Hex(), Email: "admin@old.co", PasswordHash: string(hash), Role: org.RoleOwner,
 		TokenVersion: 4, CreatedAt: at, UpdatedAt: at}}

@@ -32,8 +32,17 @@ type Organization struct {
 	TokenVersion int64
 	State        State
 	Pending      *Pending // the intent of an unfinished multi-step operation, if any
+	// AuditPending holds the events of a committed change until they are
+	// inserted into the audit log (see Event).
+	AuditPending []Event
 	CreatedAt    time.Time
 	UpdatedAt    time.Time
+}
+
+// Settled reports whether o has nothing left to finish: it is active, with
+// no pending operation and no pending audit events.
+func (o *Organization) Settled() bool {
+	return o.State == StateActive && o.Pending == nil && len(o.AuditPending) == 0
 }
 
 // Op names a multi-step operation.
@@ -65,22 +74,28 @@ type Pending struct {
 	FromEmail       string
 	NewEmail        string
 	NewPasswordHash string
+
+	// Events are inserted into the audit log once the operation's effect
+	// is committed, before the intent is cleared.
+	Events []Event
 }
 
 // Changes is a set of metadata fields to write at once; nil fields are left alone.
 type Changes struct {
-	Name           *string
-	Slug           *string
-	CollectionName *string
-	AdminEmail     *string
-	PasswordHash   *string
-	TokenVersion   *int64
-	State          *State
-	Members        []Member // written when SetMembers is true
-	SetMembers     bool
-	Pending        *Pending // written when SetPending is true
-	SetPending     bool     // write Pending (nil clears it)
-	UpdatedAt      time.Time
+	Name            *string
+	Slug            *string
+	CollectionName  *string
+	AdminEmail      *string
+	PasswordHash    *string
+	TokenVersion    *int64
+	State           *State
+	Members         []Member // written when SetMembers is true
+	SetMembers      bool
+	Pending         *Pending // written when SetPending is true
+	SetPending      bool     // write Pending (nil clears it)
+	AuditPending    []Event  // written when SetAuditPending is true (nil clears them)
+	SetAuditPending bool
+	UpdatedAt       time.Time // written unless zero
 }
 
 // Principal is an authenticated member of one organization. Role is the

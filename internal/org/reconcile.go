@@ -10,7 +10,8 @@ import (
 
 // resume completes or rolls back whatever operation o was left in. The
 // caller holds o's lease. Creates are rolled back (the client never got its
-// 201, so the name is freed); renames and deletes are rolled forward.
+// 201, so the name is freed); renames and deletes are rolled forward; the
+// events of a committed change are inserted.
 func (s *Service) resume(ctx context.Context, o *Organization) error {
 	log := s.log.With(slog.String("org_id", o.ID), slog.String("slug", o.Slug))
 	switch {
@@ -23,6 +24,9 @@ func (s *Service) resume(ctx context.Context, o *Organization) error {
 	case o.Pending != nil && o.Pending.Op == OpRename:
 		log.Info("finishing interrupted rename", slog.String("to", o.Pending.ToSlug))
 		return s.finishRename(ctx, o)
+	case len(o.AuditPending) > 0:
+		log.Info("inserting pending audit events", slog.Int("events", len(o.AuditPending)))
+		return s.flushAudit(ctx, o)
 	}
 	return nil
 }
@@ -34,7 +38,7 @@ func (s *Service) resume(ctx context.Context, o *Organization) error {
 // operation holds the lease.
 func (s *Service) settle(ctx context.Context, id string) error {
 	o, err := s.store.OrgByID(ctx, id)
-	if IsKind(err, KindNotFound) || err == nil && o.Pending == nil && o.State == StateActive {
+	if IsKind(err, KindNotFound) || err == nil && o.Settled() {
 		return nil
 	}
 	if err != nil {
@@ -69,7 +73,7 @@ func (s *Service) clearLease(ctx context.Context, id string) error {
 // nudge settles o in the background when it has an unfinished operation,
 // so that any request that touches it helps it along.
 func (s *Service) nudge(o *Organization) {
-	if o.Pending == nil && o.State == StateActive {
+	if o.Settled() {
 		return
 	}
 	s.mu.Lock()
@@ -114,7 +118,7 @@ func (s *Service) settleHeld(ctx context.Context, c Claim) (bool, error) {
 		return true, s.store.Release(ctx, c.Key, c.OrgID)
 	case err != nil:
 		return false, err
-	case o.Pending == nil && o.State == StateActive:
+	case o.Settled():
 		if claimMatches(o, c.Key) || time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
 			return false, nil
 		}
@@ -167,7 +171,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	}
 	settled := make(map[string]*Organization, len(all))
 	for _, o := range all {
-		if o.Pending == nil && o.State == StateActive {
+		if o.Settled() {
 			settled[o.ID] = o
 		}
 	}

@@ -18,6 +18,7 @@ type Store interface {
 	Metadata
 	ChangeLog
 	Tenants
+	AuditLog
 
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
@@ -56,7 +57,7 @@ type Metadata interface {
 	InsertOrg(ctx context.Context, o *Organization) error
 	// OrgByID returns KindNotFound when there is none.
 	OrgByID(ctx context.Context, id string) (*Organization, error)
-	// Unsettled lists organizations that are not active or have a pending operation.
+	// Unsettled lists organizations that are not Settled.
 	Unsettled(ctx context.Context) ([]*Organization, error)
 	// Orgs lists every organization.
 	Orgs(ctx context.Context) ([]*Organization, error)
@@ -77,6 +78,17 @@ type ChangeLog interface {
 	// AppendChange adds an entry naming orgID to the change log. The service
 	// calls it holding orgID's lease, before it writes the metadata.
 	AppendChange(ctx context.Context, orgID string) error
+}
+
+// AuditLog is every organization's audit events. They outlive their
+// organization: a deleted organization's events are kept for the operator.
+type AuditLog interface {
+	// InsertEvents writes events, skipping those written already (by ID):
+	// writing an event twice is a no-op.
+	InsertEvents(ctx context.Context, events []Event) error
+	// Events returns up to limit events of orgID, newest first, older than
+	// the event after when it is not "".
+	Events(ctx context.Context, orgID, after string, limit int) ([]Event, error)
 }
 
 // Tenants are the organizations' own collections.

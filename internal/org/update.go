@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"slices"
+	"strconv"
 	"time"
 )
 
@@ -56,7 +57,7 @@ func (s *Service) settled(ctx context.Context, id string) (*Organization, error)
 			}
 			return nil, err
 		}
-		if o.Pending == nil && o.State == StateActive {
+		if o.Settled() {
 			return o, nil
 		}
 		if err := s.resume(ctx, o); err != nil {
@@ -106,6 +107,7 @@ func (s *Service) update(ctx context.Context, o *Organization, p Principal, v va
 			FromSlug: o.Slug, ToSlug: v.slug, ToName: v.name,
 			Source: o.CollectionName, Target: CollectionName(v.slug),
 			MemberID: me.ID, FromEmail: me.Email, NewEmail: newEmail, NewPasswordHash: hash,
+			Events: updateEvents(ctx, o, me, v.name, newEmail, hash != ""),
 		}
 		if err := s.store.UpdateOrg(ctx, o.ID, Changes{Pending: p, SetPending: true, UpdatedAt: now}); err != nil {
 			return nil, err
@@ -128,16 +130,50 @@ func (s *Service) update(ctx context.Context, o *Organization, p Principal, v va
 	if newEmail != "" || hash != "" {
 		c = withMembers(c, changeCredentials(MembersOf(o), me.ID, newEmail, hash, now))
 	}
+	if evs := updateEvents(ctx, o, me, v.name, newEmail, hash != ""); len(evs) > 0 {
+		c.AuditPending, c.SetAuditPending = evs, true
+	}
 	if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
 		if newEmail != "" {
 			s.release(ctx, o.ID, emailKey(newEmail))
 		}
 		return nil, err
 	}
+	o.AuditPending = c.AuditPending
+	if err := s.commitAudit(ctx, o); err != nil {
+		return nil, err
+	}
 	if newEmail != "" {
 		s.release(ctx, o.ID, emailKey(me.Email))
 	}
 	return s.store.OrgByID(ctx, o.ID)
+}
+
+// updateEvents are the events of an update of o by me: org.renamed when
+// the name changes (its slug may stay), credentials.changed when me's
+// email (newEmail, "" when it stays) or password changes.
+func updateEvents(ctx context.Context, o *Organization, me *Member, name, newEmail string, password bool) []Event {
+	var evs []Event
+	if name != "" && name != o.Name {
+		renamed := *o
+		renamed.Name = name
+		evs = append(evs, newEvent(ctx, o, me, EventOrgRenamed, orgTarget(&renamed),
+			map[string]string{"from": o.Name, "to": name, "from_slug": o.Slug, "to_slug": Slug(name)}))
+	}
+	if newEmail != "" || password {
+		evs = append(evs, credentialsEvent(ctx, o, me, newEmail, password))
+	}
+	return evs
+}
+
+// credentialsEvent is the credentials.changed event of me changing their
+// own email (to newEmail, "" when it stays) or password.
+func credentialsEvent(ctx context.Context, o *Organization, me *Member, newEmail string, password bool) Event {
+	d := map[string]string{"password_changed": strconv.FormatBool(password), "email_changed": strconv.FormatBool(newEmail != "")}
+	if newEmail != "" {
+		d["from_email"], d["to_email"] = me.Email, newEmail
+	}
+	return newEvent(ctx, o, me, EventCredentialsChanged, memberTarget(me), d)
 }
 
 // changeCredentials returns ms with member id's email and password hash
@@ -163,7 +199,8 @@ func changeCredentials(ms []Member, id, email, hash string, now time.Time) []Mem
 
 // finishRename rolls a pending rename forward from wherever it stopped:
 // move the data (idempotent), switch the metadata, drop the source (a copy
-// leaves it until the switch), release the old claims, clear the intent. The caller holds the lease.
+// leaves it until the switch), release the old claims, insert the intent's
+// events, clear the intent. The caller holds the lease.
 func (s *Service) finishRename(ctx context.Context, o *Organization) error {
 	p := o.Pending
 	if o.Slug != p.ToSlug { // not switched yet
@@ -213,6 +250,14 @@ func (s *Service) finishRename(ctx context.Context, o *Organization) error {
 		}
 	}
 	if err := s.step("rename:released"); err != nil {
+		return err
+	}
+	if len(p.Events) > 0 {
+		if err := s.store.InsertEvents(ctx, p.Events); err != nil {
+			return err
+		}
+	}
+	if err := s.step("rename:audited"); err != nil {
 		return err
 	}
 	return s.store.UpdateOrg(ctx, o.ID, Changes{SetPending: true, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)})
