@@ -32,9 +32,10 @@ const crashLease = 300 * time.Millisecond
 
 // fixture is one test's database and its store.
 type fixture struct {
-	t     *testing.T
-	db    *mongo.Database
-	store *mongostore.Store
+	t       *testing.T
+	db      *mongo.Database
+	store   *mongostore.Store
+	crashed string // the step a crashingAt service crashed after
 }
 
 func newFixture(t *testing.T, batch int) *fixture {
@@ -74,9 +75,10 @@ func newService(t *testing.T, store org.Store, src directory.Source, cfg org.Con
 // function that tells whether the crash was reached.
 func (f *fixture) crashingAt(k int, strategy org.Strategy) (*org.Service, func() bool) {
 	n := 0
-	svc := f.service(org.Config{Strategy: strategy, LeaseTTL: crashLease, AfterStep: func(string) error {
+	svc := f.service(org.Config{Strategy: strategy, LeaseTTL: crashLease, AfterStep: func(step string) error {
 		n++
 		if n == k {
+			f.crashed = step
 			return errCrash
 		}
 		return nil
@@ -136,9 +138,22 @@ func (f *fixture) tenants() []string {
 	return names
 }
 
+// actions returns the actions of orgID's audit events, oldest first.
+func (f *fixture) actions(orgID string) []string {
+	f.t.Helper()
+	evs, err := f.store.Events(context.Background(), orgID, "", org.MaxAuditLimit)
+	require.NoError(f.t, err)
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[len(evs)-1-i] = string(e.Action)
+	}
+	return out
+}
+
 // settledInvariants checks what must hold once nothing is pending: every
-// organization active with no intent, each owning exactly its collection,
-// no orphan collections, and claims only for live names and emails.
+// organization active with no intent and no pending audit events, each
+// owning exactly its collection, with one org.created event; no orphan
+// collections, and claims only for live names and emails.
 func (f *fixture) settledInvariants() []*org.Organization {
 	f.t.Helper()
 	ctx := context.Background()
@@ -162,6 +177,10 @@ func (f *fixture) settledInvariants() []*org.Organization {
 		o, err := f.store.OrgByID(ctx, d.ID.Hex())
 		require.NoError(f.t, err)
 		orgs = append(orgs, o)
+		acts := f.actions(o.ID)
+		require.NotEmpty(f.t, acts, "a settled organization has its org.created event")
+		assert.Equal(f.t, "org.created", acts[0], "its first event is org.created")
+		assert.Equal(f.t, 1, count(acts, "org.created"), "org.created exactly once: %v", acts)
 		assert.Equal(f.t, org.CollectionName(d.Slug), d.Collection)
 		wantTenants = append(wantTenants, d.Collection)
 		wantClaims["slug/"+d.Slug] = d.ID.Hex()
@@ -181,6 +200,16 @@ func (f *fixture) settledInvariants() []*org.Organization {
 	}
 	assert.Equal(f.t, wantClaims, got, "claims must be exactly the live names and emails")
 	return orgs
+}
+
+func count(actions []string, action string) int {
+	n := 0
+	for _, a := range actions {
+		if a == action {
+			n++
+		}
+	}
+	return n
 }
 
 func createInput(name, email string) org.CreateInput {
@@ -222,7 +251,17 @@ func TestCreateSurvivesCrashAtEveryStep(t *testing.T) {
 		require.ErrorIs(t, err, errCrash)
 
 		next := f.recover(org.StrategyAuto)
-		f.settledInvariants()
+		orgs := f.settledInvariants()
+		if f.crashed == "create:active" || f.crashed == "audit:inserted" {
+			// Committed by the write that made it active: it stays, and its
+			// event is written once, by the crashed create or by recovery.
+			require.Len(t, orgs, 1)
+			assert.Equal(t, []string{"org.created"}, f.actions(orgs[0].ID))
+			_, err := next.Get(context.Background(), "Acme Corp")
+			require.NoError(t, err)
+			return true
+		}
+		assert.Empty(t, orgs)
 		// An interrupted create is rolled back: the name and email are free
 		// again, and whoever takes them starts with an empty collection.
 		o, err := next.Create(context.Background(), createInput("ACME corp", "admin@acme.com"))
@@ -271,6 +310,10 @@ func TestRenameSurvivesCrashAtEveryStep(t *testing.T) {
 			if got.Slug == "globex_inc" {
 				other, otherEmail = "Acme Corp", "admin@acme.com"
 				assert.Equal(t, "boss@globex.com", got.AdminEmail, "email switches with the rename")
+				// Rolled forward: its events once each, whoever wrote them.
+				assert.Equal(t, []string{"org.created", "org.renamed", "credentials.changed"}, f.actions(o.ID))
+			} else {
+				assert.Equal(t, []string{"org.created"}, f.actions(o.ID), "a rename given up before its intent records nothing")
 			}
 			_, err = next.Get(context.Background(), other)
 			assert.True(t, org.IsKind(err, org.KindNotFound), "other name must not resolve: %v", err)
@@ -313,6 +356,8 @@ func TestDeleteSurvivesCrashAtEveryStep(t *testing.T) {
 
 		next := f.recover(org.StrategyAuto)
 		assert.Empty(t, f.settledInvariants(), "an interrupted delete is finished")
+		// Its events outlive it, the delete's once.
+		assert.Equal(t, []string{"org.created", "member.added", "member.added", "member.added", "org.deleted"}, f.actions(o.ID))
 		n, err := next.Create(context.Background(), createInput("acme-corp", "admin@acme.com"))
 		require.NoError(t, err, "name and email free after delete")
 		assert.Empty(t, f.ids(n.CollectionName), "no inherited data")
