@@ -28,7 +28,9 @@ func TestMemberChangesSurviveCrashAtEveryStep(t *testing.T) {
 		{"role", func(svc *org.Service, owner org.Principal, bob *org.Member) error {
 			_, err := svc.SetRole(context.Background(), owner, bob.ID, org.RoleOwner)
 			return err
-		}, func(o *org.Organization, bob *org.Member) bool { return org.MemberByID(o, bob.ID).Role == org.RoleOwner }, "member.role_changed"},
+		}, func(o *org.Organization, bob *org.Member) bool {
+			return org.MemberByID(o, bob.ID).Role == org.RoleOwner
+		}, "member.role_changed"},
 		{"remove", func(svc *org.Service, owner org.Principal, bob *org.Member) error {
 			return svc.RemoveMember(context.Background(), owner, bob.ID)
 		}, func(o *org.Organization, bob *org.Member) bool { return org.MemberByID(o, bob.ID) == nil }, "member.removed"},
