@@ -71,9 +71,11 @@ func (s *Service) clearLease(ctx context.Context, id string) error {
 }
 
 // nudge settles o in the background when it has an unfinished operation,
-// so that any request that touches it helps it along.
+// so that any request that touches it helps it along. Pending audit events
+// alone do not count: every member change has them for a moment, under
+// its lease, and the periodic pass inserts any a crash left.
 func (s *Service) nudge(o *Organization) {
-	if o.Settled() {
+	if o.Pending == nil && o.State == StateActive {
 		return
 	}
 	s.mu.Lock()
