@@ -15,6 +15,7 @@ import (
 	"github.com/orgservice/orgservice/internal/dbtest"
 	"github.com/orgservice/orgservice/internal/directory"
 	"github.com/orgservice/orgservice/internal/mongostore"
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 // benchOrgs is how many organizations the benchmarks hold.
@@ -124,4 +125,40 @@ func BenchmarkLoad10000(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(kept)/float64(loads*benchOrgs), "bytes/org")
+}
+
+// BenchmarkByIDLargeOrganization is the directory read of every token check
+// of an organization of org.MaxMembers members.
+func BenchmarkByIDLargeOrganization(b *testing.B) {
+	ctx := context.Background()
+	db := dbtest.New(b)
+	hash, err := auth.Bcrypt{Cost: 4}.Hash("correct-horse")
+	require.NoError(b, err)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	id := bson.NewObjectID()
+	members := make(bson.A, org.MaxMembers)
+	for i := range members {
+		members[i] = bson.D{
+			{Key: "id", Value: bson.NewObjectID().Hex()}, {Key: "email", Value: fmt.Sprintf("m%04d@example.com", i)},
+			{Key: "password_hash", Value: hash}, {Key: "role", Value: "member"}, {Key: "token_version", Value: int64(0)},
+			{Key: "created_at", Value: now}, {Key: "updated_at", Value: now},
+		}
+	}
+	_, err = db.Collection(mongostore.OrganizationsCollection).InsertOne(ctx, bson.D{
+		{Key: "_id", Value: id}, {Key: "organization_name", Value: "Large"}, {Key: "slug", Value: "large"},
+		{Key: "collection_name", Value: "org_large"}, {Key: "admin_email", Value: "m0000@example.com"},
+		{Key: "members", Value: members}, {Key: "state", Value: "active"},
+		{Key: "created_at", Value: now}, {Key: "updated_at", Value: now},
+	})
+	require.NoError(b, err)
+	dir := directory.New(mongostore.New(db, 0), directory.Config{Staleness: time.Hour}, quiet)
+	require.NoError(b, dir.Load(ctx))
+
+	b.ReportAllocs()
+	for b.Loop() {
+		o, err := dir.ByID(id.Hex())
+		if err != nil || len(o.Members) != org.MaxMembers {
+			b.Fatal(err)
+		}
+	}
 }

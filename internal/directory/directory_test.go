@@ -654,7 +654,12 @@ func TestLookupsReturnCopies(t *testing.T) {
 	ctx := context.Background()
 	db := dbtest.New(t)
 	store := newStore(t, db)
-	acme := newInstance(t, db, directory.Config{}, org.Config{}).create(t, "Acme Corp", "admin@acme.com")
+	in := newInstance(t, db, directory.Config{}, org.Config{})
+	acme := in.create(t, "Acme Corp", "admin@acme.com")
+	for _, e := range []string{"bob@acme.com", "carol@acme.com"} { // three members: decoded with room to spare
+		_, err := in.orgs.AddMember(ctx, principal(t, store, acme.ID), org.AddMemberInput{Email: e, Password: password, Role: org.RoleMember})
+		require.NoError(t, err)
+	}
 	// An organization with an unfinished rename: its intent is part of what
 	// the directory holds.
 	require.NoError(t, store.UpdateOrg(ctx, acme.ID, org.Changes{SetPending: true, UpdatedAt: acme.UpdatedAt,
@@ -670,6 +675,9 @@ func TestLookupsReturnCopies(t *testing.T) {
 		got, err := l.find(dir, want)
 		require.NoError(t, err, l.by)
 		got.Name, got.Pending.ToSlug, got.Pending.Copied = "changed", "changed", 42
+		// Members are shared, read-only, and clipped: two callers' appends
+		// each copy rather than write one backing array.
+		assert.Equal(t, len(got.Members), cap(got.Members), l.by)
 	}
 	assertMirrors(t, store, dir, absent{})
 }

@@ -120,7 +120,8 @@ type Tenants interface {
 // other instances' writes within its staleness bound; past that bound its
 // reads fail with KindUnavailable rather than answer from stale data. It is
 // never the source of truth for a write: operations read the Store under
-// their lease. The organizations it returns are copies.
+// their lease. The organizations it returns are copies, but for their
+// Members and AuditPending, which are shared and must not be changed in place.
 type Directory interface {
 	// BySlug, ByEmail (any member's email) and ByID return KindNotFound when there is none,
 	// KindUnavailable when the directory is older than its bound.
