@@ -67,7 +67,8 @@ func (s *Service) Me(ctx context.Context, p Principal) (*Member, error) {
 
 // memberWrite runs fn on the principal's organization, read afresh under
 // its lease, and writes the members it returns in one metadata write,
-// together with the event fn returns; then it inserts the event.
+// together with the event fn returns; then it inserts the event. When fn
+// returns no event, nothing changed and nothing is written.
 func (s *Service) memberWrite(ctx context.Context, p Principal, fn func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error)) error {
 	return s.detached(ctx, func(ctx context.Context) error {
 		return s.withLease(ctx, p.OrgID, func(ctx context.Context) error {
@@ -76,7 +77,7 @@ func (s *Service) memberWrite(ctx context.Context, p Principal, fn func(ctx cont
 				return err
 			}
 			ms, ev, err := fn(ctx, o, slices.Clone(MembersOf(o)))
-			if err != nil {
+			if err != nil || ev.ID == "" { // no event: nothing changed
 				return err
 			}
 			now := time.Now().UTC().Truncate(time.Millisecond)
@@ -159,6 +160,10 @@ func (s *Service) SetRole(ctx context.Context, p Principal, id string, role Role
 		if i < 0 {
 			return nil, Event{}, memberNotFound()
 		}
+		if ms[i].Role == role { // nothing changes, nothing is recorded
+			out = ms[i]
+			return nil, Event{}, nil
+		}
 		if ms[i].Role == RoleOwner && role != RoleOwner && countOwners(ms) == 1 {
 			return nil, Event{}, lastOwner()
 		}
@@ -210,7 +215,8 @@ func (s *Service) RemoveMember(ctx context.Context, p Principal, id string) erro
 }
 
 // UpdateMe changes the principal's own email or password; the principal's
-// tokens issued before die, nobody else's. Errors: KindInvalid,
+// tokens issued before die, nobody else's. Their own email again changes
+// nothing, as PUT /org/update does. Errors: KindInvalid,
 // KindConflict (email taken), KindBusy, KindUnauthorized, KindUnavailable.
 func (s *Service) UpdateMe(ctx context.Context, p Principal, in SelfUpdate) (*Member, error) {
 	var fe fieldErrors
@@ -248,6 +254,10 @@ func (s *Service) UpdateMe(ctx context.Context, p Principal, in SelfUpdate) (*Me
 				return nil, Event{}, err
 			}
 			oldEmail, newEmail = me.Email, email
+		}
+		if newEmail == "" && hash == "" { // their own email again: nothing to change or revoke
+			out = *me
+			return nil, Event{}, nil
 		}
 		ev := credentialsEvent(ctx, o, me, newEmail, hash != "")
 		ms = changeCredentials(ms, me.ID, newEmail, hash, time.Now().UTC().Truncate(time.Millisecond))
