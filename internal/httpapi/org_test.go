@@ -916,6 +916,12 @@ func TestTokenBoundToOrganization(t *testing.T) {
 	assert.Equal(t, before, e.snapshot(), "nothing changed")
 
 	tokA = e.login("admin@acme.com", "s3cretpass")
+	after := e.snapshot()
+	added := onlyAuditAdded(t, before, after)
+	require.Len(t, added, 1, "the login is recorded, and nothing else changed")
+	assert.Equal(t, "login.succeeded", added[0].Action)
+	assert.Equal(t, a["id"], added[0].OrgID, "in A's audit log")
+	before = after
 	assertProblem(t, e.do(http.MethodDelete, byName(deleteURL, "Acme Corp"), "", tokA), http.StatusForbidden)
 	assert.Equal(t, before, e.snapshot(), "B untouched")
 	assertProblem(t, e.do(http.MethodDelete, byName(deleteURL, "Acme Renamed"), "", tokB), http.StatusForbidden)
