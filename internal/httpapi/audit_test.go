@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
@@ -16,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgservice/orgservice/internal/mongostore"
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 const auditURL = "/api/v1/org/audit"
@@ -156,4 +158,171 @@ func (e *env) walkAudit(token string, limit string) []event {
 		}
 	}
 	return all
+}
+
+// TestAuditEvents: every audited action, sent with an X-Request-ID, adds
+// exactly its event to the audit collection, with its actor, target,
+// details and request id, and GET /org/audit shows it as stored. A login
+// with an email nobody has adds nothing.
+func TestAuditEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, org.Config{})
+	email := func(tm *team, who string) string { return tm.slug + "-" + who + "@example.com" }
+	actor := func(tm *team, r org.Role) eventActor {
+		return eventActor{MemberID: tm.ids[r], Email: email(tm, string(r))}
+	}
+	member := func(tm *team, r org.Role) eventTarget {
+		return eventTarget{Type: "member", ID: tm.ids[r], Name: email(tm, string(r))}
+	}
+	orgTarget := func(tm *team, name string) eventTarget {
+		return eventTarget{Type: "organization", ID: tm.id, Name: name}
+	}
+	tests := []struct {
+		name   string
+		role   org.Role // whose token is sent; "" for none
+		req    func(tm *team) (method, target, body string)
+		status int
+		want   func(tm *team, r resp) []event // OrgID, Actor, Action, Target, Details
+	}{
+		{"organization created", "", func(tm *team) (string, string, string) {
+			return http.MethodPost, createURL, createBody(t, tm.name+" New", email(tm, "founder"), "password-1")
+		}, http.StatusCreated, func(tm *team, r resp) []event {
+			id, slug := r.JSON(t)["id"].(string), tm.slug+"_new"
+			return []event{{OrgID: id, Action: "org.created",
+				Actor:   eventActor{MemberID: e.members(slug)[0]["id"].(string), Email: email(tm, "founder")},
+				Target:  eventTarget{Type: "organization", ID: id, Name: tm.name + " New"},
+				Details: map[string]string{"slug": slug}}}
+		}},
+		{"renamed", org.RoleOwner, func(tm *team) (string, string, string) {
+			return http.MethodPut, updateURL, `{"organization_name":"` + tm.name + ` Renamed"}`
+		}, http.StatusOK, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "org.renamed", Actor: actor(tm, org.RoleOwner),
+				Target:  orgTarget(tm, tm.name+" Renamed"),
+				Details: map[string]string{"from": tm.name, "to": tm.name + " Renamed", "from_slug": tm.slug, "to_slug": tm.slug + "_renamed"}}}
+		}},
+		{"name changed, slug kept", org.RoleOwner, func(tm *team) (string, string, string) {
+			return http.MethodPut, updateURL, `{"organization_name":"` + strings.ToUpper(tm.name) + `"}`
+		}, http.StatusOK, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "org.renamed", Actor: actor(tm, org.RoleOwner),
+				Target:  orgTarget(tm, strings.ToUpper(tm.name)),
+				Details: map[string]string{"from": tm.name, "to": strings.ToUpper(tm.name), "from_slug": tm.slug, "to_slug": tm.slug}}}
+		}},
+		{"email and password changed by update", org.RoleOwner, func(tm *team) (string, string, string) {
+			return http.MethodPut, updateURL, `{"email":"` + email(tm, "boss") + `","password":"password-9"}`
+		}, http.StatusOK, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "credentials.changed", Actor: actor(tm, org.RoleOwner),
+				Target: member(tm, org.RoleOwner),
+				Details: map[string]string{"email_changed": "true", "password_changed": "true",
+					"from_email": email(tm, "owner"), "to_email": email(tm, "boss")}}}
+		}},
+		{"password changed by update", org.RoleOwner, func(tm *team) (string, string, string) {
+			return http.MethodPut, updateURL, `{"password":"password-9"}`
+		}, http.StatusOK, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "credentials.changed", Actor: actor(tm, org.RoleOwner),
+				Target: member(tm, org.RoleOwner), Details: map[string]string{"email_changed": "false", "password_changed": "true"}}}
+		}},
+		{"renamed and email changed by one update", org.RoleOwner, func(tm *team) (string, string, string) {
+			return http.MethodPut, updateURL, `{"organization_name":"` + tm.name + ` Two","email":"` + email(tm, "boss") + `"}`
+		}, http.StatusOK, func(tm *team, _ resp) []event {
+			return []event{
+				{OrgID: tm.id, Action: "org.renamed", Actor: actor(tm, org.RoleOwner), Target: orgTarget(tm, tm.name+" Two"),
+					Details: map[string]string{"from": tm.name, "to": tm.name + " Two", "from_slug": tm.slug, "to_slug": tm.slug + "_two"}},
+				{OrgID: tm.id, Action: "credentials.changed", Actor: actor(tm, org.RoleOwner), Target: member(tm, org.RoleOwner),
+					Details: map[string]string{"email_changed": "true", "password_changed": "false",
+						"from_email": email(tm, "owner"), "to_email": email(tm, "boss")}},
+			}
+		}},
+		{"own password changed", org.RoleMember, func(*team) (string, string, string) {
+			return http.MethodPatch, membersURL + "/me", `{"password":"password-9"}`
+		}, http.StatusOK, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "credentials.changed", Actor: actor(tm, org.RoleMember),
+				Target: member(tm, org.RoleMember), Details: map[string]string{"email_changed": "false", "password_changed": "true"}}}
+		}},
+		{"own email changed", org.RoleMember, func(tm *team) (string, string, string) {
+			return http.MethodPatch, membersURL + "/me", `{"email":"` + email(tm, "renamed") + `"}`
+		}, http.StatusOK, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "credentials.changed", Actor: actor(tm, org.RoleMember),
+				Target: member(tm, org.RoleMember),
+				Details: map[string]string{"email_changed": "true", "password_changed": "false",
+					"from_email": email(tm, "member"), "to_email": email(tm, "renamed")}}}
+		}},
+		{"member added", org.RoleAdmin, func(tm *team) (string, string, string) {
+			return http.MethodPost, membersURL, `{"email":"` + email(tm, "new") + `","password":"password-2","role":"member"}`
+		}, http.StatusCreated, func(tm *team, r resp) []event {
+			return []event{{OrgID: tm.id, Action: "member.added", Actor: actor(tm, org.RoleAdmin),
+				Target:  eventTarget{Type: "member", ID: r.JSON(t)["id"].(string), Name: email(tm, "new")},
+				Details: map[string]string{"role": "member"}}}
+		}},
+		{"role changed", org.RoleOwner, func(tm *team) (string, string, string) {
+			return http.MethodPatch, membersURL + "/" + tm.target, `{"role":"admin"}`
+		}, http.StatusOK, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "member.role_changed", Actor: actor(tm, org.RoleOwner),
+				Target:  eventTarget{Type: "member", ID: tm.target, Name: email(tm, "target")},
+				Details: map[string]string{"from": "member", "to": "admin"}}}
+		}},
+		{"member removed", org.RoleAdmin, func(tm *team) (string, string, string) {
+			return http.MethodDelete, membersURL + "/" + tm.target, ""
+		}, http.StatusNoContent, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "member.removed", Actor: actor(tm, org.RoleAdmin),
+				Target:  eventTarget{Type: "member", ID: tm.target, Name: email(tm, "target")},
+				Details: map[string]string{"role": "member"}}}
+		}},
+		{"login succeeded", "", func(tm *team) (string, string, string) {
+			return http.MethodPost, loginURL, loginJSON(t, strings.ToUpper(email(tm, "member")), "password-1")
+		}, http.StatusOK, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "login.succeeded", Actor: actor(tm, org.RoleMember),
+				Target: member(tm, org.RoleMember), Details: map[string]string{"ip": testIP}}}
+		}},
+		{"login failed", "", func(tm *team) (string, string, string) {
+			return http.MethodPost, loginURL, loginJSON(t, email(tm, "member"), "wrong-password")
+		}, http.StatusUnauthorized, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "login.failed", Actor: actor(tm, org.RoleMember),
+				Target: member(tm, org.RoleMember), Details: map[string]string{"ip": testIP, "reason": "wrong password"}}}
+		}},
+		{"login with an unknown email", "", func(tm *team) (string, string, string) {
+			return http.MethodPost, loginURL, loginJSON(t, email(tm, "nobody"), "password-1")
+		}, http.StatusUnauthorized, func(*team, resp) []event { return nil }},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tm := e.team(fmt.Sprintf("Audit %d", i))
+			reqID := fmt.Sprintf("audit-case-%d", i)
+			before := e.docs(mongostore.AuditCollection)
+			method, target, body := tt.req(tm)
+			r := e.call(method, target, body, tm.tokens[tt.role], "", "X-Request-ID", reqID)
+			require.Equal(t, tt.status, r.Status, "%s", r.Body)
+			assert.Equal(t, reqID, r.Header.Get("X-Request-ID"))
+
+			added := addedEvents(t, before, e.docs(mongostore.AuditCollection))
+			want := tt.want(tm, r)
+			for i := range want {
+				want[i].RequestID = reqID
+			}
+			got := make([]event, len(added))
+			for i, ev := range added {
+				got[i] = ev.what()
+				assert.WithinDuration(t, time.Now(), ev.Time, time.Minute)
+			}
+			assert.ElementsMatch(t, want, got, "exactly the action's events")
+
+			// The organization's owners and admins read them as stored.
+			if len(added) == 0 {
+				return
+			}
+			reader := tm.tokens[org.RoleAdmin]
+			if added[0].OrgID != tm.id {
+				reader = e.login(email(tm, "founder"), "password-1")
+			}
+			shown := e.walkAudit(reader, "200")
+			for _, ev := range added {
+				assert.Contains(t, shown, withoutOrg(ev), "GET /org/audit shows %s", ev.Action)
+			}
+		})
+	}
+}
+
+// withoutOrg is ev as the API shows it: without its organization's id.
+func withoutOrg(ev event) event {
+	ev.OrgID = ""
+	return ev
 }
