@@ -20,9 +20,9 @@ const membersURL = "/api/v1/org/members"
 // member for the routes that act on one, and a token for each role.
 type team struct {
 	id, name, slug string
-	tokens     map[org.Role]string
-	ids        map[org.Role]string
-	target     string
+	tokens         map[org.Role]string
+	ids            map[org.Role]string
+	target         string
 }
 
 func (e *env) team(name string) *team {
