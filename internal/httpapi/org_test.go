@@ -1021,10 +1021,12 @@ func TestUpdateSameEmail(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, org.Config{})
 	_, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
+	audit := e.docs(mongostore.AuditCollection)
 	r := e.do(http.MethodPut, updateURL, `{"email": "ADMIN@Acme.com"}`, tok)
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	assert.Equal(t, "admin@acme.com", r.JSON(t)["admin_email"])
 	assert.EqualValues(t, 0, e.orgDoc("acme_corp")["token_version"])
+	assert.Equal(t, audit, e.docs(mongostore.AuditCollection), "no credentials.changed for no change")
 	assertProblem(t, e.do(http.MethodDelete, byName(deleteURL, "Globex"), "", tok), http.StatusForbidden) // still authenticated
 }
 
