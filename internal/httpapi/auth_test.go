@@ -56,11 +56,13 @@ func TestLogin(t *testing.T) {
 	e := newEnv(t, org.Config{})
 	created := e.create("Acme Corp", "admin@acme.com", "s3cretpass")
 	before := e.snapshot()
+	var succeeded, failed []string // the request ids of the logins the audit log records
 
 	for _, email := range []string{"admin@acme.com", "ADMIN@ACME.COM", "Admin@Acme.com", "  admin@acme.com "} {
 		t.Run("200 "+email, func(t *testing.T) {
 			r := e.do(http.MethodPost, loginURL, loginJSON(t, email, "s3cretpass"), "")
 			require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+			succeeded = append(succeeded, r.Header.Get("X-Request-ID"))
 			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
 			assert.Equal(t, "no-store", r.Header.Get("Cache-Control"))
 			body := r.JSON(t)
@@ -94,6 +96,7 @@ func TestLogin(t *testing.T) {
 		unknown := e.do(http.MethodPost, loginURL, loginJSON(t, "nobody@acme.com", "wrong-password"), "")
 		assertProblem(t, wrong, http.StatusUnauthorized)
 		assertProblem(t, unknown, http.StatusUnauthorized)
+		failed = append(failed, wrong.Header.Get("X-Request-ID"))
 		assert.Equal(t, string(wrong.Body), string(unknown.Body), "identical bodies")
 		assert.Equal(t, wrong.Header.Get("WWW-Authenticate"), unknown.Header.Get("WWW-Authenticate"))
 		assert.NotContains(t, string(wrong.Body), "admin@acme.com")
@@ -128,7 +131,31 @@ func TestLogin(t *testing.T) {
 			assertProblem(t, e.do(http.MethodPost, loginURL, tt.body, ""), http.StatusBadRequest)
 		})
 	}
-	assert.Equal(t, before, e.snapshot(), "logging in changes nothing")
+
+	// Logging in changes nothing but the audit log: one event per login as
+	// the member, none for the unknown email nor for a refused request.
+	added := onlyAuditAdded(t, before, e.snapshot())
+	me := eventActor{MemberID: e.members("acme_corp")[0]["id"].(string), Email: "admin@acme.com"}
+	target := eventTarget{Type: "member", ID: me.MemberID, Name: "admin@acme.com"}
+	var ok, bad []string
+	for _, ev := range added {
+		assert.Equal(t, created["id"], ev.OrgID)
+		assert.Equal(t, me, ev.Actor)
+		assert.Equal(t, target, ev.Target)
+		switch ev.Action {
+		case "login.succeeded":
+			ok = append(ok, ev.RequestID)
+			assert.Equal(t, map[string]string{"ip": testIP}, ev.Details)
+		case "login.failed":
+			bad = append(bad, ev.RequestID)
+			assert.Equal(t, map[string]string{"ip": testIP, "reason": "wrong password"}, ev.Details)
+		default:
+			t.Errorf("a login recorded %s", ev.Action)
+		}
+	}
+	require.Len(t, succeeded, 4)
+	assert.ElementsMatch(t, succeeded, ok, "each successful login once, under its request id")
+	assert.Equal(t, failed, bad, "the wrong password once; the unknown email not at all")
 }
 
 // bcrypt reads only 72 bytes: a 73-byte password must not log in as its

@@ -197,7 +197,7 @@ func TestContractRoutesMatchSpec(t *testing.T) {
 
 // TestContractProblemTypes: the spec's problem type list is exactly the
 // types the server answers with, and the bearer-protected operations are
-// exactly update, delete, the members and the documents operations.
+// exactly update, delete, the members, the audit log and the documents operations.
 func TestContractProblemTypes(t *testing.T) {
 	sp, err := loadSpec()
 	require.NoError(t, err)
@@ -221,7 +221,7 @@ func TestContractProblemTypes(t *testing.T) {
 	slices.Sort(secured)
 	assert.Equal(t, []string{
 		"DELETE /api/v1/org/delete", "DELETE /api/v1/org/documents/{id}", "DELETE /api/v1/org/members/{id}",
-		"GET /api/v1/org/documents", "GET /api/v1/org/documents/{id}", "GET /api/v1/org/export",
+		"GET /api/v1/org/audit", "GET /api/v1/org/documents", "GET /api/v1/org/documents/{id}", "GET /api/v1/org/export",
 		"GET /api/v1/org/members", "GET /api/v1/org/members/me",
 		"PATCH /api/v1/org/documents/{id}", "PATCH /api/v1/org/members/me", "PATCH /api/v1/org/members/{id}",
 		"POST /api/v1/org/documents", "POST /api/v1/org/import", "POST /api/v1/org/members",

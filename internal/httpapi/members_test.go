@@ -19,17 +19,17 @@ const membersURL = "/api/v1/org/members"
 // team is an organization with one member of each role, plus a target
 // member for the routes that act on one, and a token for each role.
 type team struct {
-	name, slug string
-	tokens     map[org.Role]string
-	ids        map[org.Role]string
-	target     string
+	id, name, slug string
+	tokens         map[org.Role]string
+	ids            map[org.Role]string
+	target         string
 }
 
 func (e *env) team(name string) *team {
 	e.t.Helper()
 	tm := &team{name: name, slug: org.Slug(name), tokens: map[org.Role]string{}, ids: map[org.Role]string{}}
 	owner := tm.slug + "-owner@example.com"
-	e.create(name, owner, "password-1")
+	tm.id = e.create(name, owner, "password-1")["id"].(string)
 	tm.tokens[org.RoleOwner] = e.login(owner, "password-1")
 	p, err := e.auth.Authenticate(context.Background(), tm.tokens[org.RoleOwner])
 	require.NoError(e.t, err)
@@ -107,6 +107,9 @@ func TestMemberRolesByRoute(t *testing.T) {
 			return http.MethodPost, "/api/v1/org/documents", `{"id":"d1","x":1}`
 		}},
 		{"list documents", all, func(*team) (string, string, string) { return http.MethodGet, "/api/v1/org/documents", "" }},
+		{"read the audit log", []org.Role{org.RoleOwner, org.RoleAdmin}, func(*team) (string, string, string) {
+			return http.MethodGet, auditURL, ""
+		}},
 	}
 	n := 0
 	for _, rt := range routes {

@@ -247,3 +247,49 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 	require.NoError(t, json.Unmarshal(r.Body, &p))
 	assert.Equal(t, httpapi.ProblemBase+"method-not-allowed", p["type"])
 }
+
+// TestMetricsMemberAndAuditRoutes: the member routes and the audit route
+// are counted under their route patterns (never a member's id), with the
+// status each request got, refusals included.
+func TestMetricsMemberAndAuditRoutes(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, org.Config{})
+	tm := e.team("Metered")
+	owner, admin, member := tm.tokens[org.RoleOwner], tm.tokens[org.RoleAdmin], tm.tokens[org.RoleMember]
+
+	require.Equal(t, http.StatusOK, e.do(http.MethodGet, membersURL, "", owner).Status)
+	r := e.do(http.MethodPost, membersURL, `{"email":"metered-new@example.com","password":"password-2","role":"member"}`, admin)
+	require.Equal(t, http.StatusCreated, r.Status, "%s", r.Body)
+	id := r.JSON(t)["id"].(string)
+	require.Equal(t, http.StatusOK, e.do(http.MethodPatch, membersURL+"/"+id, `{"role":"admin"}`, owner).Status)
+	require.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, membersURL+"/"+id, "", owner).Status)
+	require.Equal(t, http.StatusNotFound, e.do(http.MethodDelete, membersURL+"/"+id, "", owner).Status)
+	require.Equal(t, http.StatusOK, e.do(http.MethodGet, membersURL+"/me", "", member).Status)
+	require.Equal(t, http.StatusOK, e.do(http.MethodPatch, membersURL+"/me", `{"password":"password-3"}`, admin).Status)
+	require.Equal(t, http.StatusOK, e.do(http.MethodGet, auditURL, "", owner).Status)
+	require.Equal(t, http.StatusOK, e.do(http.MethodGet, auditURL+"?limit=1", "", owner).Status)
+	assertProblem(t, e.do(http.MethodGet, auditURL, "", member), http.StatusForbidden)
+	assertProblem(t, e.do(http.MethodGet, auditURL+"?limit=0", "", owner), http.StatusBadRequest)
+	assertUnauthorized(t, e.do(http.MethodGet, auditURL, "", ""))
+
+	text := e.metricsText()
+	for _, want := range []string{
+		`http_requests_total{method="GET",route="/api/v1/org/members",status="200"} 1`,
+		`http_requests_total{method="POST",route="/api/v1/org/members",status="201"} 1`,
+		`http_requests_total{method="PATCH",route="/api/v1/org/members/{id}",status="200"} 1`,
+		`http_requests_total{method="DELETE",route="/api/v1/org/members/{id}",status="204"} 1`,
+		`http_requests_total{method="DELETE",route="/api/v1/org/members/{id}",status="404"} 1`,
+		`http_requests_total{method="GET",route="/api/v1/org/members/me",status="200"} 1`,
+		`http_requests_total{method="PATCH",route="/api/v1/org/members/me",status="200"} 1`,
+		`http_requests_total{method="GET",route="/api/v1/org/audit",status="200"} 2`,
+		`http_requests_total{method="GET",route="/api/v1/org/audit",status="403"} 1`,
+		`http_requests_total{method="GET",route="/api/v1/org/audit",status="400"} 1`,
+		`http_requests_total{method="GET",route="/api/v1/org/audit",status="401"} 1`,
+		`http_request_duration_seconds_count{method="GET",route="/api/v1/org/audit",status="200"} 2`,
+		`http_request_duration_seconds_count{method="PATCH",route="/api/v1/org/members/{id}",status="200"} 1`,
+	} {
+		assert.True(t, strings.Contains(text, want), "/metrics lacks %s", want)
+	}
+	assert.NotContains(t, text, id, "a member's id is never a label")
+	assert.NotContains(t, text, "limit=", "nor a query")
+}

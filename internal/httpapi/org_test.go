@@ -916,6 +916,12 @@ func TestTokenBoundToOrganization(t *testing.T) {
 	assert.Equal(t, before, e.snapshot(), "nothing changed")
 
 	tokA = e.login("admin@acme.com", "s3cretpass")
+	after := e.snapshot()
+	added := onlyAuditAdded(t, before, after)
+	require.Len(t, added, 1, "the login is recorded, and nothing else changed")
+	assert.Equal(t, "login.succeeded", added[0].Action)
+	assert.Equal(t, a["id"], added[0].OrgID, "in A's audit log")
+	before = after
 	assertProblem(t, e.do(http.MethodDelete, byName(deleteURL, "Acme Corp"), "", tokA), http.StatusForbidden)
 	assert.Equal(t, before, e.snapshot(), "B untouched")
 	assertProblem(t, e.do(http.MethodDelete, byName(deleteURL, "Acme Renamed"), "", tokB), http.StatusForbidden)
@@ -1015,10 +1021,12 @@ func TestUpdateSameEmail(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, org.Config{})
 	_, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
+	audit := e.docs(mongostore.AuditCollection)
 	r := e.do(http.MethodPut, updateURL, `{"email": "ADMIN@Acme.com"}`, tok)
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	assert.Equal(t, "admin@acme.com", r.JSON(t)["admin_email"])
 	assert.EqualValues(t, 0, e.orgDoc("acme_corp")["token_version"])
+	assert.Equal(t, audit, e.docs(mongostore.AuditCollection), "no credentials.changed for no change")
 	assertProblem(t, e.do(http.MethodDelete, byName(deleteURL, "Globex"), "", tok), http.StatusForbidden) // still authenticated
 }
 

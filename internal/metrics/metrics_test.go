@@ -33,6 +33,9 @@ func TestMetricsAreRecordedOnOwnRegistry(t *testing.T) {
 	a.Migrated(org.StrategyCopy, 1500, 2*time.Second)
 	a.RateLimited("write")
 	a.ObserveRequest("/api/v1/org/get", http.MethodGet, 404, 3*time.Millisecond)
+	a.ObserveRequest("/api/v1/org/members/{id}", http.MethodPatch, 200, time.Millisecond)
+	a.ObserveRequest("/api/v1/org/audit", http.MethodGet, 200, time.Millisecond)
+	a.ObserveRequest("/api/v1/org/audit", http.MethodGet, 200, time.Millisecond)
 
 	text := scrape(t, a)
 	for _, want := range []string{
@@ -44,6 +47,8 @@ func TestMetricsAreRecordedOnOwnRegistry(t *testing.T) {
 		`orgservice_rate_limited_total{limit="write"} 1`,
 		`http_requests_total{method="GET",route="/api/v1/org/get",status="404"} 1`,
 		`http_request_duration_seconds_count{method="GET",route="/api/v1/org/get",status="404"} 1`,
+		`http_requests_total{method="PATCH",route="/api/v1/org/members/{id}",status="200"} 1`,
+		`http_requests_total{method="GET",route="/api/v1/org/audit",status="200"} 2`,
 		"go_goroutines ",
 		"process_start_time_seconds ",
 	} {
