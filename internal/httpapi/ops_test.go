@@ -205,6 +205,13 @@ func TestCORS(t *testing.T) {
 			assert.Contains(t, allowed, h)
 		}
 		assert.Empty(t, r.Header.Get("Access-Control-Allow-Credentials"))
+
+		// The member and document routes PATCH, and documents take If-Match.
+		req := preflight("https://app.example", http.MethodPatch)
+		req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, if-match")
+		r = e.send(req)
+		assert.Equal(t, "PATCH", r.Header.Get("Access-Control-Allow-Methods"))
+		assert.Contains(t, strings.ToLower(r.Header.Get("Access-Control-Allow-Headers")), "if-match")
 	})
 	t.Run("explicit list", func(t *testing.T) {
 		e := newBareEnv(t, httpapi.Options{CORSOrigins: []string{"https://app.example", " https://admin.example "}})
@@ -222,7 +229,7 @@ func TestCORS(t *testing.T) {
 		r = e.send(req)
 		assert.Equal(t, "https://app.example", r.Header.Get("Access-Control-Allow-Origin"))
 		exposed := r.Header.Get("Access-Control-Expose-Headers")
-		for _, h := range []string{"X-Request-Id", "Location", "Retry-After", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"} {
+		for _, h := range []string{"X-Request-Id", "Location", "Retry-After", "Etag", "Link", "X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"} {
 			assert.Contains(t, exposed, h)
 		}
 
