@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"testing"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -254,4 +256,25 @@ func TestOwnersDemoteEachOtherAtOnce(t *testing.T) {
 		assert.Equal(t, 1, owners, "round %d: statuses %v", i, statuses)
 		assert.Contains(t, statuses, http.StatusOK, "round %d", i)
 	}
+}
+
+// A member's own email again, or a member's role again, changes nothing:
+// 200 with the member as it is, no write, no token revoked, no event.
+func TestMemberNoChangeIsNoEvent(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, org.Config{})
+	tm := e.team("Acme Corp")
+	before := e.orgDoc(tm.slug)
+	audit := e.docs(mongostore.AuditCollection)
+
+	r := e.do(http.MethodPatch, membersURL+"/me", `{"email":"`+strings.ToUpper(tm.slug)+`-MEMBER@example.com"}`, tm.tokens[org.RoleMember])
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	assert.Equal(t, tm.slug+"-member@example.com", r.JSON(t)["email"])
+	r = e.do(http.MethodPatch, membersURL+"/"+tm.ids[org.RoleAdmin], `{"role":"admin"}`, tm.tokens[org.RoleOwner])
+	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+	assert.Equal(t, "admin", r.JSON(t)["role"])
+
+	assert.Equal(t, before, e.orgDoc(tm.slug), "nothing written")
+	assert.Equal(t, audit, e.docs(mongostore.AuditCollection), "nothing recorded")
+	assert.Equal(t, http.StatusOK, e.do(http.MethodGet, membersURL+"/me", "", tm.tokens[org.RoleMember]).Status, "the member's token still works")
 }
