@@ -40,24 +40,39 @@ func TestSIGKILLDuringDeletesAndMemberChanges(t *testing.T) {
 
 	// The organization whose members change: an owner who acts, and others.
 	team := r.createOrg(led, "Team", "boss@team.test")
-	var opFull time.Duration
 	for _, role := range []string{"admin", "member", "owner"} {
-		start := time.Now()
 		r.addMember(led, team, role+"@team.test", role)
-		opFull = max(opFull, time.Since(start))
 	}
-	// A delete that runs to the end gives the scale for its kill moments.
+	// An operation of each kind run to the end gives the scale for its
+	// kill moments.
+	full := map[string]time.Duration{}
+	timed := func(kind string, f func()) {
+		start := time.Now()
+		f()
+		full[kind] = time.Since(start)
+	}
+	var extra string
+	timed("add", func() { extra = r.addMember(led, team, "extra@team.test", "member") })
+	timed("role", func() {
+		r.do(http.MethodPatch, "/api/v1/org/members/"+extra, team.token, `{"role":"admin"}`, http.StatusOK)
+	})
+	led.add(team.id, "member.role_changed", extra, "from", "member", "to", "admin")
+	timed("remove", func() { r.do(http.MethodDelete, "/api/v1/org/members/"+extra, team.token, "", http.StatusNoContent) })
+	led.add(team.id, "member.removed", extra, "role", "admin")
+	freed = append(freed, account{email: "extra@team.test"})
 	d := r.doomedOrg(led, 0)
-	start := time.Now()
-	r.do(http.MethodDelete, "/api/v1/org/delete?organization_name=Doomed+0", d.token, "", http.StatusNoContent)
-	deleteFull := time.Since(start)
+	timed("delete", func() {
+		r.do(http.MethodDelete, "/api/v1/org/delete?organization_name=Doomed+0", d.token, "", http.StatusNoContent)
+	})
 	led.add(d.id, "org.deleted", d.id, "slug", org.Slug(d.name))
 	doomed, freed = append(doomed, d), append(freed, d.frees()...)
 	require.Nil(t, readOrg(t, r.db, d.id), "a deleted organization's metadata")
 	checkStore(t, r.db, true)
 	require.True(t, led.checkAudit(t, r.db, d.id))
-	t.Logf("uninterrupted: a member add takes %s, a delete of four members %s",
-		opFull.Round(time.Millisecond), deleteFull.Round(time.Millisecond))
+	require.True(t, led.checkAudit(t, r.db, team.id))
+	t.Logf("uninterrupted: a member add takes %s, a role change %s, a removal %s, a delete of four members %s",
+		full["add"].Round(time.Millisecond), full["role"].Round(time.Millisecond),
+		full["remove"].Round(time.Millisecond), full["delete"].Round(time.Millisecond))
 
 	tally := newTally()
 	lastKill := time.Now()
@@ -68,10 +83,14 @@ func TestSIGKILLDuringDeletesAndMemberChanges(t *testing.T) {
 		// No lease a killed service left may turn the operations away.
 		waitLeaseFree(t, r.db, team.id)
 
-		// Each is sent a random moment before the kill: some after the
-		// operation would have finished, some before it writes anything.
-		uD := time.Duration(rng.Int64N(int64(2 * deleteFull)))
-		uO := time.Duration(rng.Int64N(int64(2 * opFull)))
+		// Each is sent a random moment before the kill, from a quarter of
+		// its uninterrupted run to a quarter more than it: some kills come
+		// before it writes anything, some after it finished, and the rest
+		// in between.
+		before := func(kind string) time.Duration {
+			return full[kind]/4 + time.Duration(rng.Int64N(int64(full[kind])))
+		}
+		uD, uO := before("delete"), before(op.kind)
 		kill := max(uD, uO)
 		var wg sync.WaitGroup
 		var dStatus, oStatus int
@@ -91,9 +110,16 @@ func TestSIGKILLDuringDeletesAndMemberChanges(t *testing.T) {
 		lastKill = time.Now()
 		wg.Wait()
 
-		// What the kill left, read while no service runs.
-		dStage := deleteStage(t, r.db, d, led)
-		oStage := op.stage(t, r.db, team.id, led)
+		// What the kill left, read while no service runs — once the
+		// database has applied what the killed process had sent it: the
+		// stages no longer move for half a second.
+		var dStage, oStage int
+		for stable := time.Now(); time.Since(stable) < 500*time.Millisecond; time.Sleep(50 * time.Millisecond) {
+			dNow, oNow := deleteStage(t, r.db, d, led), op.stage(t, r.db, team.id, led)
+			if dNow != dStage || oNow != oStage {
+				dStage, oStage, stable = dNow, oNow, time.Now()
+			}
+		}
 		var again time.Duration
 		if rng.IntN(2) == 0 {
 			// Sometimes kill the recovery too: it begins once the killed
