@@ -29,8 +29,9 @@ import (
 // — decides what must hold once the service, restarted (and sometimes
 // killed again while it recovers), has settled: a change that wrote its
 // commit is complete, with its audit event exactly once; one that did not
-// left no trace, and a client retrying it succeeds. At the end every email
-// and name the deletes and removals freed is taken by a new organization.
+// left no trace (a delete retried by its client succeeds). At the end
+// every email and name the deletes, removals and uncommitted adds freed is
+// taken by a new organization.
 func TestSIGKILLDuringDeletesAndMemberChanges(t *testing.T) {
 	rng := newRand(t)
 	r := newRig(t)
