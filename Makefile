@@ -34,8 +34,8 @@ fmt: ## Format every Go file in place
 	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
 .PHONY: test-crash
-test-crash: ## Black-box test: SIGKILL the binary during copy renames of 100,000 documents (~3 min)
-	cd test/crash && $(GO) test -tags crash -count=1 -v -timeout 10m .
+test-crash: ## Black-box test: SIGKILL the binary during copy renames of 100,000 documents, deletes and member changes (~5 min)
+	cd test/crash && $(GO) test -tags crash -count=1 -v -timeout 20m .
 
 .PHONY: test-cluster
 test-cluster: ## Black-box test: three service processes on one database under mixed concurrent traffic (~1 min)

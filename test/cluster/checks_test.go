@@ -26,8 +26,12 @@ type dbOrg struct {
 	Email      string        `bson:"admin_email"`
 	State      string        `bson:"state"`
 	Pending    bson.Raw      `bson:"pending"`
-	CreatedAt  time.Time     `bson:"created_at"`
-	UpdatedAt  time.Time     `bson:"updated_at"`
+	Members    []struct {
+		ID    string `bson:"id"`
+		Email string `bson:"email"`
+	} `bson:"members"`
+	CreatedAt time.Time `bson:"created_at"`
+	UpdatedAt time.Time `bson:"updated_at"`
 }
 
 // dbState is what the database holds, read straight through the driver.
@@ -76,7 +80,8 @@ func (e *env) readDB(t *testing.T) dbState {
 // settledProblems lists what breaks the invariants of the fault-injection
 // tests (internal/org/lifecycle_test.go, test/crash): every organization
 // active with no intent and owning exactly the collection of its slug, no
-// other org_* collection, and claims exactly the live names and emails.
+// other org_* collection, and claims exactly the live names and emails
+// (the admin's, and every member's).
 func (s dbState) settledProblems() []string {
 	var out []string
 	wantTenants := []string{}
@@ -91,6 +96,9 @@ func (s dbState) settledProblems() []string {
 		wantTenants = append(wantTenants, o.Collection)
 		wantClaims["slug/"+o.Slug] = o.ID.Hex()
 		wantClaims["email/"+o.Email] = o.ID.Hex()
+		for _, m := range o.Members {
+			wantClaims["email/"+m.Email] = o.ID.Hex()
+		}
 	}
 	slices.Sort(wantTenants)
 	if !slices.Equal(wantTenants, s.tenants) {

@@ -88,10 +88,20 @@ func (c *client) call(inst int, method, path, token string, body any, xff string
 		a = answer{status: r.StatusCode, body: b, header: r.Header}
 	}
 	route, _, _ := strings.Cut(path, "?")
+	if strings.HasPrefix(route, "/api/v1/org/members/") {
+		route = "/api/v1/org/members/{id}"
+	}
 	c.mu.Lock()
 	c.counts[fmt.Sprintf("%s %s %d", method, route, a.status)]++
 	c.mu.Unlock()
 	return a
+}
+
+// answered returns how many answers route-and-status had, as stats names it.
+func (c *client) answered(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[key]
 }
 
 // stats lists how many answers each route gave with each status.
@@ -138,6 +148,15 @@ func (c *client) update(inst int, token string, fields map[string]string) answer
 
 func (c *client) remove(inst int, token, name string) answer {
 	return c.call(inst, http.MethodDelete, "/api/v1/org/delete?organization_name="+url.QueryEscape(name), token, nil, "")
+}
+
+func (c *client) addMember(inst int, token, email, role string) answer {
+	return c.call(inst, http.MethodPost, "/api/v1/org/members", token,
+		map[string]string{"email": email, "password": "password-1", "role": role}, "")
+}
+
+func (c *client) removeMember(inst int, token, id string) answer {
+	return c.call(inst, http.MethodDelete, "/api/v1/org/members/"+url.PathEscape(id), token, nil, "")
 }
 
 // probe asks instance inst whether it accepts token, changing nothing: a

@@ -5,8 +5,9 @@
 // mixed concurrent traffic spread over the three. At the end the database
 // holds what the answers said and what the fault-injection tests require,
 // every instance answers every organization as the database holds it, tokens
-// revoked on one instance are refused on all within DIRECTORY_STALENESS, and
-// the login limits held exactly across the instances. Run it with
+// revoked on one instance are refused on all within DIRECTORY_STALENESS,
+// the login limits held exactly across the instances, and the audit log
+// holds every change answered done exactly once. Run it with
 // `make test-cluster`.
 package cluster
 
@@ -142,6 +143,7 @@ func TestCluster(t *testing.T) {
 	t.Run("revocation", e.revocation)
 	t.Run("shared limits", func(t *testing.T) { e.checkLimits(t, lr) })
 	t.Run("invariants", e.invariants)
+	t.Run("audit log", e.auditLog)
 	t.Run("instances agree", e.agree)
 	for _, p := range svcs {
 		require.False(t, p.exited(), "%s exited during the test", p.name)

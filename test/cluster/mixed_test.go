@@ -3,14 +3,16 @@
 package cluster
 
 import (
+	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"sync"
 )
 
 // mixedPhase sends creates, renames (some racing for one name), deletes,
-// email and password changes and logins, each organization touched by at
+// email and password changes, member adds and removals and logins, each organization touched by at
 // most one write, all spread over the instances at random and concurrent
 // with a stream of GETs of every name ever used.
 func (e *env) mixedPhase() {
@@ -74,7 +76,7 @@ func (e *env) mixedPhase() {
 			inst := e.inst()
 			a := e.c.remove(inst, o.token, o.name)
 			if e.c.expect(fmt.Sprintf("delete %q on instance %d", o.name, inst), a, http.StatusNoContent) {
-				e.m.update(o.id, func(m *orgModel) { m.deleted = true })
+				e.m.update(o.id, func(m *orgModel) { m.deleted = true; m.committed["org.deleted"]++ })
 			}
 		})
 	}
@@ -83,7 +85,7 @@ func (e *env) mixedPhase() {
 			inst, email := e.inst(), fmt.Sprintf("changed%02d@cluster.test", k)
 			a := e.c.update(inst, o.token, map[string]string{"email": email})
 			if e.c.expect(fmt.Sprintf("email change of %q on instance %d", o.name, inst), a, http.StatusOK) {
-				e.m.update(o.id, func(m *orgModel) { m.email, m.revoked = email, true })
+				e.m.update(o.id, func(m *orgModel) { m.email, m.revoked = email, true; m.committed["credentials.changed"]++ })
 			}
 		})
 	}
@@ -92,9 +94,12 @@ func (e *env) mixedPhase() {
 			inst, pw := e.inst(), "changed-"+password
 			a := e.c.update(inst, o.token, map[string]string{"password": pw})
 			if e.c.expect(fmt.Sprintf("password change of %q on instance %d", o.name, inst), a, http.StatusOK) {
-				e.m.update(o.id, func(m *orgModel) { m.password, m.revoked = pw, true })
+				e.m.update(o.id, func(m *orgModel) { m.password, m.revoked = pw, true; m.committed["credentials.changed"]++ })
 			}
 		})
+	}
+	for k, o := range take(4) { // a member added, and half of them removed again on another instance
+		add(func() { e.memberChurn(o, k, k%2 == 1) })
 	}
 	for k := range 5 {
 		add(func() {
@@ -135,8 +140,34 @@ func (e *env) rename(inst int, o orgModel, name string, want int) bool {
 		e.t.Errorf("rename %q to %q answered %s", o.name, name, a)
 		return false
 	}
-	e.m.update(o.id, func(m *orgModel) { m.name = name })
+	e.m.update(o.id, func(m *orgModel) { m.name = name; m.committed["org.renamed"]++ })
 	return true
+}
+
+// memberChurn adds a member to o on an instance at random and, when
+// remove, removes it on another, recording what was answered done.
+func (e *env) memberChurn(o orgModel, k int, remove bool) {
+	email, role, inst := fmt.Sprintf("member%02d@cluster.test", k), []string{"admin", "member"}[k%2], e.inst()
+	a := e.c.addMember(inst, o.token, email, role)
+	if !e.c.expect(fmt.Sprintf("add member %s to %q on instance %d", email, o.name, inst), a, http.StatusCreated) {
+		return
+	}
+	e.m.update(o.id, func(m *orgModel) { m.members = append(m.members, email); m.committed["member.added"]++ })
+	if !remove {
+		return
+	}
+	var m struct {
+		ID string `json:"id"`
+	}
+	_ = json.Unmarshal(a.body, &m)
+	inst = (inst + 1) % instances
+	a = e.c.removeMember(inst, o.token, m.ID)
+	if e.c.expect(fmt.Sprintf("remove member %s of %q on instance %d", email, o.name, inst), a, http.StatusNoContent) {
+		e.m.update(o.id, func(m *orgModel) {
+			m.members = slices.DeleteFunc(m.members, func(x string) bool { return x == email })
+			m.committed["member.removed"]++
+		})
+	}
 }
 
 // settleRace checks that exactly one of a race's requests succeeded and the
@@ -149,7 +180,7 @@ func (e *env) settleRace(what string, as []answer, ids []string, name string) {
 	}
 	for i, a := range as {
 		if a.status == http.StatusOK && ids[i] != "" {
-			e.m.update(ids[i], func(m *orgModel) { m.name = name })
+			e.m.update(ids[i], func(m *orgModel) { m.name = name; m.committed["org.renamed"]++ })
 		}
 	}
 }

@@ -3,6 +3,7 @@
 package cluster
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,11 @@ type orgModel struct {
 	token     string // minted after the creates, "" when none
 	tokenName string // the organization's name when the token was minted
 	revoked   bool   // its email or password changed, or it was deleted, after the token
+
+	// committed counts the audited changes answered as done, by action:
+	// the audit log must hold each exactly once.
+	committed map[string]int
+	members   []string // emails of the members added (and not removed) besides the founder
 }
 
 func newModel() *model {
@@ -40,6 +46,7 @@ func (m *model) useName(name string) {
 func (m *model) add(o *orgModel) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	o.committed = map[string]int{"org.created": 1}
 	m.orgs[o.id] = o
 	m.names[slug(o.name)] = true
 }
@@ -58,7 +65,7 @@ func (m *model) live() []orgModel {
 	var out []orgModel
 	for _, o := range m.orgs {
 		if !o.deleted {
-			out = append(out, *o)
+			out = append(out, o.clone())
 		}
 	}
 	slices.SortFunc(out, func(a, b orgModel) int { return strings.Compare(a.id, b.id) })
@@ -71,10 +78,17 @@ func (m *model) all() []orgModel {
 	defer m.mu.Unlock()
 	var out []orgModel
 	for _, o := range m.orgs {
-		out = append(out, *o)
+		out = append(out, o.clone())
 	}
 	slices.SortFunc(out, func(a, b orgModel) int { return strings.Compare(a.id, b.id) })
 	return out
+}
+
+func (o *orgModel) clone() orgModel {
+	c := *o
+	c.committed = maps.Clone(o.committed)
+	c.members = slices.Clone(o.members)
+	return c
 }
 
 // knownNames returns every name ever used, by slug.

@@ -68,10 +68,13 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 		switch kind {
 		case "password change":
 			m.password = newPassword
+			m.committed["credentials.changed"]++
 		case "email change":
 			m.email = newEmail
+			m.committed["credentials.changed"]++
 		case "delete":
 			m.deleted = true
+			m.committed["org.deleted"]++
 		}
 	})
 	p := e.c.probe(a, token)

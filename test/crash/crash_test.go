@@ -1,17 +1,20 @@
 //go:build crash
 
-// Package crash holds the black-box SIGKILL test: the real binary, killed
-// at random moments while it renames an organization holding 100,000
-// documents with the copy strategy — and while documents are being written
-// through the API — restarted, and checked. Run it with `make test-crash`.
+// Package crash holds the black-box SIGKILL tests: the real binary, killed
+// at random moments — while it renames an organization holding 100,000
+// documents with the copy strategy and documents are being written through
+// the API (renames_test.go), and while it deletes organizations of several
+// members and adds, changes and removes members (members_test.go) —
+// restarted, sometimes killed again while it recovers, and checked: the
+// data, the claims on names and emails, and the audit log, where every
+// committed change is recorded exactly once and no other. Run them with
+// `make test-crash`.
 package crash
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"flag"
-	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -24,7 +27,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgservice/orgservice/internal/mongostore"
@@ -32,12 +34,98 @@ import (
 )
 
 var (
-	docs   = flag.Int("docs", 100_000, "documents in the organization's collection")
-	rounds = flag.Int("rounds", 5, "rename-and-kill rounds")
-	seed   = flag.Uint64("seed", 0, "random seed (0: from the clock)")
+	docs     = flag.Int("docs", 100_000, "documents in the renamed organization's collection")
+	rounds   = flag.Int("rounds", 5, "rename-and-kill rounds")
+	opRounds = flag.Int("op-rounds", 15, "rounds that kill a delete and a member operation")
+	seed     = flag.Uint64("seed", 0, "random seed (0: from the clock)")
 )
 
-const dbName = "crash"
+const (
+	dbName   = "crash"
+	leaseTTL = 2 * time.Second
+	// claimGrace is the service's: how old a claim must be before a claim
+	// attempt may find it stale and free it (2×LEASE_TTL).
+	claimGrace = 2 * leaseTTL
+)
+
+// httpClient opens a connection per request: none outlives a killed
+// service to fail a request meant for the next one.
+var httpClient = &http.Client{Timeout: 5 * time.Minute, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func newRand(t *testing.T) *rand.Rand {
+	s := *seed
+	if s == 0 {
+		s = uint64(time.Now().UnixNano())
+	}
+	t.Logf("seed %d (rerun with -args -seed=%d)", s, s)
+	return rand.New(rand.NewPCG(s, s))
+}
+
+// rig is the database, a process of its own so that killing the service
+// leaves it running, and the service on it, restarted at will on one address.
+type rig struct {
+	t       *testing.T
+	svcBin  string
+	uri     string
+	addr    string
+	base    string
+	logPath string
+	db      *mongo.Database
+	svc     *service
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	r := &rig{t: t, logPath: filepath.Join(dir, "service.log")}
+	r.svcBin = proctest.Build(t, "../..", dir, "./cmd/orgservice")
+	dbBin := proctest.Build(t, "../..", dir, "./cmd/embeddb")
+
+	dbCmd := exec.Command(dbBin, "-dir", filepath.Join(dir, "db"), "-addr", proctest.FreeAddr(t))
+	stdout, err := dbCmd.StdoutPipe()
+	require.NoError(t, err)
+	dbCmd.Stderr = os.Stderr
+	require.NoError(t, dbCmd.Start())
+	t.Cleanup(func() { _ = dbCmd.Process.Signal(syscall.SIGTERM); _ = dbCmd.Wait() })
+	uri, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err)
+	r.uri = strings.TrimSpace(uri)
+
+	client, err := mongostore.Connect(r.uri, 30*time.Second)
+	require.NoError(t, err)
+	r.db = client.Database(dbName)
+
+	r.addr = proctest.FreeAddr(t)
+	r.base = "http://" + r.addr
+	r.start()
+	t.Cleanup(func() {
+		r.svc.kill()
+		if t.Failed() {
+			b, _ := os.ReadFile(r.logPath)
+			t.Logf("service log:\n%s", b)
+		}
+	})
+	return r
+}
+
+// start starts the service and waits until it is ready.
+func (r *rig) start() {
+	r.t.Helper()
+	r.svc = startService(r.t, r.svcBin, r.uri, r.addr, r.logPath)
+	waitReady(r.t, r.base)
+}
+
+// restart starts the killed service again; when recoveryKill is not 0, it
+// kills it once more that long after it was ready, and starts it again.
+func (r *rig) restart(recoveryKill time.Duration) {
+	r.t.Helper()
+	r.start()
+	if recoveryKill > 0 {
+		time.Sleep(recoveryKill)
+		r.svc.kill()
+		r.start()
+	}
+}
 
 // service is one run of the binary.
 type service struct {
@@ -52,7 +140,7 @@ func startService(t *testing.T, bin, mongoURL, addr, logPath string) *service {
 	cmd := exec.Command(bin)
 	cmd.Env = append(os.Environ(),
 		"MONGO_URL="+mongoURL, "MONGO_DB_NAME="+dbName, "SECRET_KEY="+strings.Repeat("s", 40),
-		"HTTP_ADDR="+addr, "MIGRATION_STRATEGY=copy", "LEASE_TTL=2s", "BCRYPT_COST=4",
+		"HTTP_ADDR="+addr, "MIGRATION_STRATEGY=copy", "LEASE_TTL="+leaseTTL.String(), "BCRYPT_COST=4",
 		"LOGIN_RATE_PER_MIN=0", "WRITE_RATE_PER_MIN=0", "DATA_RATE_PER_MIN=0", "LOG_FORMAT=text", "LOG_LEVEL=info",
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -79,6 +167,7 @@ func waitReady(t *testing.T, base string) {
 	}, 30*time.Second, 50*time.Millisecond, "service ready")
 }
 
+// call sends one request; status 0 when no answer came (the service was killed).
 func call(t *testing.T, method, url, token, body string) (int, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
@@ -87,7 +176,7 @@ func call(t *testing.T, method, url, token, body string) (int, map[string]any) {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	r, err := (&http.Client{Timeout: 5 * time.Minute}).Do(req)
+	r, err := httpClient.Do(req)
 	if err != nil {
 		return 0, nil // killed mid-request
 	}
@@ -98,231 +187,25 @@ func call(t *testing.T, method, url, token, body string) (int, map[string]any) {
 	return r.StatusCode, m
 }
 
-func TestSIGKILLDuringRenames(t *testing.T) {
-	s := *seed
-	if s == 0 {
-		s = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (rerun with -args -seed=%d)", s, s)
-	rng := rand.New(rand.NewPCG(s, s))
-
-	dir := t.TempDir()
-	svcBin := proctest.Build(t, "../..", dir, "./cmd/orgservice")
-	dbBin := proctest.Build(t, "../..", dir, "./cmd/embeddb")
-
-	// The database is a process of its own, so that killing the service leaves it running.
-	dbCmd := exec.Command(dbBin, "-dir", filepath.Join(dir, "db"), "-addr", proctest.FreeAddr(t))
-	stdout, err := dbCmd.StdoutPipe()
-	require.NoError(t, err)
-	dbCmd.Stderr = os.Stderr
-	require.NoError(t, dbCmd.Start())
-	t.Cleanup(func() { _ = dbCmd.Process.Signal(syscall.SIGTERM); _ = dbCmd.Wait() })
-	uri, err := bufio.NewReader(stdout).ReadString('\n')
-	require.NoError(t, err)
-	uri = strings.TrimSpace(uri)
-
-	client, err := mongostore.Connect(uri, 30*time.Second)
-	require.NoError(t, err)
-	db := client.Database(dbName)
-
-	addr := proctest.FreeAddr(t)
-	base := "http://" + addr
-	logPath := filepath.Join(dir, "service.log")
-	svc := startService(t, svcBin, uri, addr, logPath)
-	t.Cleanup(func() { svc.kill() })
-	waitReady(t, base)
-
-	status, body := call(t, http.MethodPost, base+"/api/v1/org/create", "",
-		`{"organization_name":"Crash Test 0","email":"crash@example.com","password":"password-1"}`)
-	require.Equal(t, http.StatusCreated, status, "%v", body)
-	status, body = call(t, http.MethodPost, base+"/api/v1/admin/login", "", `{"email":"crash@example.com","password":"password-1"}`)
-	require.Equal(t, http.StatusOK, status, "%v", body)
-	token := body["access_token"].(string)
-
-	start := time.Now()
-	seedDocs(t, db.Collection("org_crash_test_0"), *docs)
-	t.Logf("seeded %d documents in %s", *docs, time.Since(start).Round(time.Millisecond))
-	api := newAPIDocs()
-	for i := range 200 {
-		api.post(t, base, token, fmt.Sprintf("before-%03d", i))
-	}
-	require.Len(t, api.confirmed, 200, "documents written through the API")
-
-	// A rename that runs to the end gives the scale for choosing kill moments.
-	start = time.Now()
-	status, body = call(t, http.MethodPut, base+"/api/v1/org/update", token, `{"organization_name":"Crash Test 1"}`)
-	require.Equal(t, http.StatusOK, status, "%v", body)
-	full := time.Since(start)
-	t.Logf("an uninterrupted copy rename of %d documents takes %s", *docs, full.Round(time.Millisecond))
-	checkInvariants(t, db, base, "crash_test_1", *docs, api, token)
-
-	current := 1
-	for round := 1; round <= *rounds; round++ {
-		next := current + 1
-		// Writers keep writing documents through the API during the rename
-		// and its kill: every one answered 201 must survive.
-		stopWriters := make(chan struct{})
-		writersDone := make(chan struct{})
-		go func() {
-			defer close(writersDone)
-			for i := 0; ; i++ {
-				select {
-				case <-stopWriters:
-					return
-				default:
-				}
-				api.post(t, base, token, fmt.Sprintf("round%d-%05d", round, i))
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-		time.Sleep(200 * time.Millisecond) // some land before the rename starts, some race it
-		go call(t, http.MethodPut, base+"/api/v1/org/update", token, fmt.Sprintf(`{"organization_name":"Crash Test %d"}`, next))
-		after := time.Duration(rng.Int64N(int64(full)))
-		time.Sleep(after)
-		svc.kill()
-		close(stopWriters)
-		<-writersDone
-		t.Logf("round %d: killed %s into the rename to crash_test_%d", round, after.Round(time.Millisecond), next)
-
-		svc = startService(t, svcBin, uri, addr, logPath)
-		waitReady(t, base)
-		if rng.IntN(2) == 0 { // sometimes kill the recovery too
-			after := 2*time.Second + time.Duration(rng.Int64N(int64(full)))
-			time.Sleep(after)
-			svc.kill()
-			t.Logf("round %d: killed the recovering service %s after restart", round, after.Round(time.Millisecond))
-			svc = startService(t, svcBin, uri, addr, logPath)
-			waitReady(t, base)
+// do sends a request as a client that waits out another operation would:
+// answers 409 operation-in-progress (a lease a killed service left until
+// it expires) and 503 are retried for up to 30 s. The answer must be want.
+func (r *rig) do(method, path, token, body string, want int) map[string]any {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, resp := call(r.t, method, r.base+path, token, body)
+		busy := status == http.StatusServiceUnavailable ||
+			status == http.StatusConflict && strings.HasSuffix(str(resp["type"]), "/operation-in-progress")
+		if !busy || time.Now().After(deadline) {
+			require.Equal(r.t, want, status, "%s %s: %v", method, path, resp)
+			return resp
 		}
-		slug := waitSettled(t, db)
-		switch slug {
-		case fmt.Sprintf("crash_test_%d", next):
-			current = next
-		case fmt.Sprintf("crash_test_%d", current):
-		default:
-			t.Fatalf("round %d: organization ended at %q", round, slug)
-		}
-		checkInvariants(t, db, base, slug, *docs, api, token)
-		t.Logf("round %d: settled at %s, all %d documents present once, and all %d written through the API",
-			round, slug, *docs, len(api.confirmed))
-	}
-	if t.Failed() {
-		b, _ := os.ReadFile(logPath)
-		t.Logf("service log:\n%s", b)
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func seedDocs(t *testing.T, coll *mongo.Collection, n int) {
-	t.Helper()
-	const batch = 5000
-	for i := 0; i < n; i += batch {
-		docs := make([]any, 0, batch)
-		for j := i; j < i+batch && j < n; j++ {
-			docs = append(docs, bson.D{{Key: "_id", Value: j}, {Key: "name", Value: fmt.Sprintf("doc-%d", j)}, {Key: "v", Value: j * 7}})
-		}
-		_, err := coll.InsertMany(context.Background(), docs)
-		require.NoError(t, err)
-	}
-}
-
-// waitSettled waits until the organization has no pending operation and returns its slug.
-func waitSettled(t *testing.T, db *mongo.Database) string {
-	t.Helper()
-	var slug string
-	require.Eventually(t, func() bool {
-		var d struct {
-			Slug    string   `bson:"slug"`
-			State   string   `bson:"state"`
-			Pending bson.Raw `bson:"pending"`
-		}
-		if err := db.Collection(mongostore.OrganizationsCollection).FindOne(context.Background(), bson.D{}).Decode(&d); err != nil {
-			return false
-		}
-		slug = d.Slug
-		return d.State == "active" && d.Pending == nil
-	}, 3*time.Minute, 200*time.Millisecond, "organization settles")
-	return slug
-}
-
-// checkInvariants: one organization, exactly one tenant collection — the
-// one its metadata names — holding every document exactly once, GET by the
-// current name 200, and the claims matching the live name and email.
-func checkInvariants(t *testing.T, db *mongo.Database, base, slug string, n int, api *apiDocs, token string) {
-	t.Helper()
-	ctx := context.Background()
-	var meta struct {
-		Collection string `bson:"collection_name"`
-		Name       string `bson:"organization_name"`
-	}
-	require.NoError(t, db.Collection(mongostore.OrganizationsCollection).FindOne(ctx, bson.D{}).Decode(&meta))
-	require.Equal(t, "org_"+slug, meta.Collection)
-
-	names, err := db.ListCollectionNames(ctx, bson.D{})
-	require.NoError(t, err)
-	var tenants []string
-	for _, name := range names {
-		if strings.HasPrefix(name, "org_") {
-			tenants = append(tenants, name)
-		}
-	}
-	require.Equal(t, []string{meta.Collection}, tenants, "exactly one tenant collection")
-
-	coll := db.Collection(meta.Collection)
-	count, err := coll.CountDocuments(ctx, bson.D{})
-	require.NoError(t, err)
-	// A write whose answer a kill cut off may or may not have happened.
-	require.GreaterOrEqual(t, count, int64(n+len(api.confirmed)), "document count")
-	require.LessOrEqual(t, count, int64(n+len(api.confirmed)+len(api.unanswered)), "document count")
-	api.check(t, base, token)
-	// _id is unique in a collection, so n documents with _ids in [0, n) are each of them exactly once.
-	inRange, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: 0}, {Key: "$lt", Value: n}}}})
-	require.NoError(t, err)
-	require.EqualValues(t, n, inRange, "every seeded _id")
-
-	status, body := call(t, http.MethodGet, base+"/api/v1/org/get?organization_name="+strings.ReplaceAll(meta.Name, " ", "+"), "", "")
-	require.Equal(t, http.StatusOK, status, "%v", body)
-
-	claims, err := db.Collection("claims").CountDocuments(ctx, bson.D{})
-	require.NoError(t, err)
-	require.EqualValues(t, 2, claims, "one name and one email claimed")
-}
-
-// apiDocs are the documents written through the API: those answered 201,
-// and those whose answer never came (the service was killed).
-type apiDocs struct {
-	confirmed  map[string]string // id → the body sent
-	unanswered map[string]bool
-}
-
-func newAPIDocs() *apiDocs {
-	return &apiDocs{confirmed: map[string]string{}, unanswered: map[string]bool{}}
-}
-
-// post writes one document; refusals while a rename is pending (409) are expected.
-func (a *apiDocs) post(t *testing.T, base, token, id string) {
-	body := fmt.Sprintf(`{"id":%q,"n":%d,"s":"survives every crash"}`, id, len(id))
-	status, resp := call(t, http.MethodPost, base+"/api/v1/org/documents", token, body)
-	switch status {
-	case http.StatusCreated:
-		a.confirmed[id] = body
-	case 0:
-		a.unanswered[id] = true
-	case http.StatusConflict, http.StatusServiceUnavailable:
-	default:
-		t.Errorf("write %s: %d %v", id, status, resp)
-	}
-}
-
-// check reads every confirmed document back through the API.
-func (a *apiDocs) check(t *testing.T, base, token string) {
-	t.Helper()
-	for id, body := range a.confirmed {
-		status, got := call(t, http.MethodGet, base+"/api/v1/org/documents/"+id, token, "")
-		require.Equal(t, http.StatusOK, status, "document %s, answered 201, must be readable: %v", id, got)
-		var want map[string]any
-		require.NoError(t, json.Unmarshal([]byte(body), &want))
-		delete(want, "id")
-		require.Equal(t, want, got["data"], "document %s", id)
-		require.EqualValues(t, 1, got["version"], "document %s", id)
-	}
+func str(v any) string {
+	s, _ := v.(string)
+	return s
 }
