@@ -34,7 +34,7 @@ fmt: ## Format every Go file in place
 	gofmt -w $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 
 .PHONY: test-crash
-test-crash: ## Black-box test: SIGKILL the binary during copy renames of 100,000 documents, deletes and member changes (~5 min)
+test-crash: ## Black-box test: SIGKILL the binary during copy renames of 100,000 documents, deletes and member changes (~7 min)
 	cd test/crash && $(GO) test -tags crash -count=1 -v -timeout 20m .
 
 .PHONY: test-cluster
