@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the service, starts it on a fresh embedded database, and drives
-# Swagger UI through every operation in headless Chromium (swagger.js).
+# Swagger UI in headless Chromium through the organization, member, audit-log
+# and document operations (swagger.js).
 # Needs node/npm and Chromium (Debian: apt-get install chromium).
 set -euo pipefail
 cd "$(dirname "$0")"
