@@ -101,6 +101,7 @@ func run(ctx context.Context) error {
 	}, log)
 	authn, err := auth.NewService(orgs, orgs, auth.Config{
 		Secret: []byte(cfg.SecretKey), Issuer: cfg.JWTIssuer, TTL: cfg.JWTTTL, BcryptCost: cfg.BcryptCost,
+		Lag: cfg.DirectoryStaleness,
 	})
 	if err != nil {
 		return err

@@ -25,6 +25,8 @@ type Directory interface {
 	ByEmail(ctx context.Context, email string) (*org.Organization, error)
 	ByID(ctx context.Context, id string) (*org.Organization, error)
 	Get(ctx context.Context, name string) (*org.Organization, error)
+	// Reread is ByID after reading the organization afresh from the database.
+	Reread(ctx context.Context, id string) (*org.Organization, error)
 }
 
 // Recorder writes login events to the audit log; org.Service is one.
@@ -54,6 +56,13 @@ type Config struct {
 	Issuer     string
 	TTL        time.Duration
 	BcryptCost int
+	// Lag is how long another instance's write may take to reach this
+	// instance's directory (its staleness bound). A token that this one
+	// cannot verify from memory is read afresh when it is younger than Lag
+	// and a second (iat counts whole seconds): another instance may have
+	// issued it for an organization, member or token version written a
+	// moment ago. Zero: never.
+	Lag time.Duration
 }
 
 // Token is a freshly issued access token.
@@ -182,15 +191,33 @@ func (s *Service) issue(o *org.Organization, m *org.Member) (Token, error) {
 // Authenticate verifies a bearer token and returns its principal. Only
 // HS256 with our key, a live exp and our issuer pass; then the organization
 // must still exist and be active, and the token's member still belong to
-// it, at the token's version. Errors:
-// KindUnauthorized, KindUnavailable.
+// it, at the token's version. The directory answers; a token it refuses
+// that is younger than Config.Lag is checked once more against the
+// organization read afresh, so that a token issued by another instance a
+// moment ago works at once. Errors: KindUnauthorized, KindUnavailable.
 func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, error) {
 	var c claims
 	_, err := s.parser.ParseWithClaims(raw, &c, s.key)
 	if err != nil || c.OrgID == "" || c.OrgName == "" {
 		return org.Principal{}, org.Errorf(org.KindUnauthorized, "invalid or expired token")
 	}
-	o, err := s.dir.ByID(ctx, c.OrgID)
+	p, err := s.principal(ctx, &c, s.dir.ByID)
+	if org.IsKind(err, org.KindUnauthorized) && s.young(&c) {
+		p, err = s.principal(ctx, &c, s.dir.Reread)
+	}
+	return p, err
+}
+
+// young reports whether c was issued so recently that this instance's
+// directory may not show what it names yet.
+func (s *Service) young(c *claims) bool {
+	return s.cfg.Lag > 0 && c.IssuedAt != nil && s.now().Sub(c.IssuedAt.Time) < s.cfg.Lag+time.Second
+}
+
+// principal checks the verified claims c against the organization lookup
+// finds. Errors: KindUnauthorized, KindUnavailable.
+func (s *Service) principal(ctx context.Context, c *claims, lookup func(context.Context, string) (*org.Organization, error)) (org.Principal, error) {
+	o, err := lookup(ctx, c.OrgID)
 	if org.IsKind(err, org.KindNotFound) {
 		return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token's organization no longer exists")
 	}

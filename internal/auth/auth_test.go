@@ -31,6 +31,20 @@ const (
 type directory struct {
 	mu   sync.Mutex
 	orgs map[string]*org.Organization
+	// db holds what the database has written that the directory has not
+	// followed yet; Reread takes it in and counts.
+	db      map[string]*org.Organization
+	rereads int
+}
+
+func (d *directory) Reread(ctx context.Context, id string) (*org.Organization, error) {
+	d.mu.Lock()
+	d.rereads++
+	if o, ok := d.db[id]; ok {
+		d.orgs[id] = o
+	}
+	d.mu.Unlock()
+	return d.ByID(ctx, id)
 }
 
 func (d *directory) put(o *org.Organization) {
@@ -312,6 +326,10 @@ func (failing) ByID(context.Context, string) (*org.Organization, error) {
 	return nil, org.Errorf(org.KindUnavailable, "down")
 }
 
+func (failing) Reread(context.Context, string) (*org.Organization, error) {
+	return nil, org.Errorf(org.KindUnavailable, "down")
+}
+
 func (failing) Get(context.Context, string) (*org.Organization, error) {
 	return nil, org.Errorf(org.KindUnavailable, "down")
 }
@@ -371,6 +389,48 @@ func TestLogin(t *testing.T) {
 		_, e2 := f.svc.Login(ctx, "nobody@acme.com", "wrong password")
 		assert.Equal(t, e1.Error(), e2.Error())
 	})
+}
+
+// A token the directory refuses is checked once more against the
+// organization read afresh when it is younger than Lag (and a second): it
+// may come from another instance that wrote what this one has not
+// followed yet. An older one is refused from memory, without a read.
+func TestYoungTokenIsReadAfresh(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	svc, err := auth.NewService(f.dir, f.rec, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4, Lag: time.Second})
+	require.NoError(t, err)
+	// Another instance changed the password (version 4) and issued a token
+	// at the new version; this directory still holds version 3.
+	newer := *f.org
+	newer.TokenVersion = 4
+	f.dir.db = map[string]*org.Organization{f.org.ID: &newer}
+	c := f.claims()
+	c["ver"] = 4
+	young := sign(t, jwt.SigningMethodHS256, []byte(secret), c)
+	c["iat"] = time.Now().Add(-3 * time.Second).Unix()
+	old := sign(t, jwt.SigningMethodHS256, []byte(secret), c)
+
+	_, err = svc.Authenticate(ctx, old)
+	assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+	assert.Zero(t, f.dir.rereads, "a token older than the bound is refused from memory")
+
+	p, err := svc.Authenticate(ctx, young)
+	require.NoError(t, err)
+	assert.Equal(t, f.org.ID, p.OrgID)
+	assert.Equal(t, 1, f.dir.rereads)
+
+	_, err = f.svc.Authenticate(ctx, young) // known now; no Lag, no read either way
+	require.NoError(t, err)
+	assert.Equal(t, 1, f.dir.rereads)
+
+	// Revoked for good: the fresh read refuses it as well.
+	newer.TokenVersion = 5
+	f.dir.db[f.org.ID] = &newer
+	f.dir.put(&newer)
+	_, err = svc.Authenticate(ctx, young)
+	assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+	assert.Equal(t, 2, f.dir.rereads)
 }
 
 // A member's login is recorded before it is answered, succeeded or failed;

@@ -243,13 +243,16 @@ func (d *Directory) Age() time.Duration {
 // Reloads returns how many full loads the directory has done.
 func (d *Directory) Reloads() int64 { return d.reloads.Load() }
 
-// Refresh re-reads one organization: this process has just written it. A
-// failed read leaves the entry to the tail, which re-reads the organization
-// while its lease is held.
-func (d *Directory) Refresh(ctx context.Context, id string) {
-	if err := d.read(ctx, id); err != nil {
+// Refresh re-reads one organization: this process has just written it,
+// or a token names what another instance wrote a moment ago. A failed read
+// leaves the entry to the tail, which re-reads the organization while its
+// lease is held. Errors: KindUnavailable.
+func (d *Directory) Refresh(ctx context.Context, id string) error {
+	err := d.read(ctx, id)
+	if err != nil {
 		d.log.Debug("directory refresh", slog.String("org_id", id), slog.Any("error", err))
 	}
+	return err
 }
 
 // Kick asks for a refresh now rather than at the next tick (a change

@@ -860,3 +860,37 @@ func TestPeriodicReconcileCostsChanges(t *testing.T) {
 	}
 	assert.Greater(t, byID[victim.ID], fullByID[victim.ID], "the changed organization is read afresh")
 }
+
+// A token another instance issued a moment ago works at once on an
+// instance whose directory has not followed the write behind it yet — a
+// new organization, a new member — because it is younger than the lag: the
+// organization is read afresh for it.
+func TestYoungTokenFromAnotherInstance(t *testing.T) {
+	ctx := context.Background()
+	db := dbtest.New(t)
+	a := newInstance(t, db, directory.Config{}, org.Config{})
+	b := newInstance(t, db, directory.Config{Staleness: time.Hour, Every: time.Hour}, org.Config{}) // follows nothing in this test
+	lagging, err := auth.NewService(b.orgs, b.orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice",
+		TTL: time.Hour, BcryptCost: 4, Lag: time.Second})
+	require.NoError(t, err)
+
+	o := a.create(t, "Acme Corp", "admin@acme.com")
+	tok, err := a.auth.Login(ctx, "admin@acme.com", password)
+	require.NoError(t, err)
+	_, err = b.auth.Authenticate(ctx, tok.AccessToken)
+	require.True(t, org.IsKind(err, org.KindUnauthorized), "without a lag, b knows only what it followed: %v", err)
+	p, err := lagging.Authenticate(ctx, tok.AccessToken)
+	require.NoError(t, err)
+	assert.Equal(t, o.ID, p.OrgID)
+
+	m, err := a.orgs.AddMember(ctx, principal(t, a.store, o.ID), org.AddMemberInput{Email: "dev@acme.com", Password: password, Role: org.RoleMember})
+	require.NoError(t, err)
+	mt, err := a.auth.Login(ctx, "dev@acme.com", password)
+	require.NoError(t, err)
+	_, err = b.auth.Authenticate(ctx, mt.AccessToken)
+	require.True(t, org.IsKind(err, org.KindUnauthorized), "b has not followed the new member: %v", err)
+	p, err = lagging.Authenticate(ctx, mt.AccessToken)
+	require.NoError(t, err)
+	assert.Equal(t, m.ID, p.MemberID)
+	assert.Equal(t, org.RoleMember, p.Role)
+}

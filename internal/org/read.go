@@ -34,6 +34,18 @@ func (s *Service) ByID(ctx context.Context, id string) (*Organization, error) {
 	return s.active(s.dir.ByID(id))
 }
 
+// Reread reads the active organization with id from the database into the
+// directory and returns it: for a token younger than the directory's bound,
+// which may name an organization, member or token version another instance
+// wrote and this one has not followed yet.
+// Errors: KindNotFound, KindUnavailable.
+func (s *Service) Reread(ctx context.Context, id string) (*Organization, error) {
+	if err := s.dir.Refresh(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.ByID(ctx, id)
+}
+
 // active passes on an organization that is active, and reports any other
 // as not found, nudging its unfinished operation along.
 func (s *Service) active(o *Organization, err error) (*Organization, error) {

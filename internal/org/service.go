@@ -244,18 +244,18 @@ type recorded struct {
 
 func (r recorded) InsertOrg(ctx context.Context, o *Organization) error {
 	err := r.Store.InsertOrg(ctx, o)
-	r.dir.Refresh(ctx, o.ID)
+	_ = r.dir.Refresh(ctx, o.ID) // on failure the tail follows it
 	return err
 }
 
 func (r recorded) UpdateOrg(ctx context.Context, id string, c Changes) error {
 	err := r.Store.UpdateOrg(ctx, id, c)
-	r.dir.Refresh(ctx, id)
+	_ = r.dir.Refresh(ctx, id) // on failure the tail follows it
 	return err
 }
 
 func (r recorded) DeleteOrg(ctx context.Context, id string) error {
 	err := r.Store.DeleteOrg(ctx, id)
-	r.dir.Refresh(ctx, id)
+	_ = r.dir.Refresh(ctx, id) // on failure the tail follows it
 	return err
 }

@@ -133,8 +133,9 @@ type Directory interface {
 	// Lingering lists the ids of settled organizations whose lease has been
 	// there for long: left behind by an operation that crashed.
 	Lingering() []string
-	// Refresh re-reads one organization after this process wrote it.
-	Refresh(ctx context.Context, id string)
+	// Refresh re-reads one organization after this process wrote it, or
+	// when a token names what another instance wrote a moment ago.
+	Refresh(ctx context.Context, id string) error
 }
 
 // Claim is a name or email held by an organization.
