@@ -61,11 +61,12 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		s.metrics.ObserveRequest(route, methodLabel(r.Method), status, took)
+		origin := org.OriginOf(r.Context()) // set by requestID, before this
 		attrs := []slog.Attr{
-			slog.String("request_id", RequestID(r.Context())),
+			slog.String("request_id", origin.RequestID),
 			slog.String("method", r.Method),
 			slog.String("route", route),
-			slog.String("client_ip", s.ips.address(r)),
+			slog.String("client_ip", origin.ClientIP),
 			slog.Int("status", status),
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.Duration("duration", took),

@@ -154,14 +154,8 @@ func (s *Service) Audit(ctx context.Context, p Principal, q AuditQuery) (AuditPa
 		return AuditPage{}, &Error{Kind: KindInvalid, Message: "after is not a cursor",
 			Fields: []FieldError{{Field: "after", Message: "must be the next of a previous page"}}}
 	}
-	o, err := s.ByID(ctx, p.OrgID)
+	o, _, err := s.actingNow(ctx, p, ActReadAudit)
 	if err != nil {
-		if IsKind(err, KindNotFound) {
-			return AuditPage{}, Errorf(KindUnauthorized, "the organization no longer exists")
-		}
-		return AuditPage{}, err
-	}
-	if _, err := acting(o, p, ActReadAudit); err != nil {
 		return AuditPage{}, err
 	}
 	evs, err := s.store.Events(ctx, o.ID, q.After, q.Limit+1)

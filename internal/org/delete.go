@@ -77,10 +77,8 @@ func (s *Service) finishDelete(ctx context.Context, o *Organization) error {
 	if o.Pending != nil {
 		events = append(slices.Clip(events), o.Pending.Events...)
 	}
-	if len(events) > 0 {
-		if err := s.store.InsertEvents(ctx, events); err != nil {
-			return err
-		}
+	if err := s.store.InsertEvents(ctx, events); err != nil {
+		return err
 	}
 	if err := s.step("delete:audited"); err != nil {
 		return err

@@ -40,14 +40,8 @@ func acting(o *Organization, p Principal, a Action) (*Member, error) {
 // Members lists the principal's organization's members, from the directory.
 // Errors: KindForbidden (a member), KindUnauthorized, KindUnavailable.
 func (s *Service) Members(ctx context.Context, p Principal) ([]Member, error) {
-	o, err := s.ByID(ctx, p.OrgID)
+	o, _, err := s.actingNow(ctx, p, ActListMembers)
 	if err != nil {
-		if IsKind(err, KindNotFound) {
-			return nil, Errorf(KindUnauthorized, "the organization no longer exists")
-		}
-		return nil, err
-	}
-	if _, err := acting(o, p, ActListMembers); err != nil {
 		return nil, err
 	}
 	return slices.Clone(MembersOf(o)), nil
@@ -55,14 +49,26 @@ func (s *Service) Members(ctx context.Context, p Principal) ([]Member, error) {
 
 // Me returns the principal as a member. Errors: KindUnauthorized, KindUnavailable.
 func (s *Service) Me(ctx context.Context, p Principal) (*Member, error) {
-	o, err := s.ByID(ctx, p.OrgID)
+	_, me, err := s.actingNow(ctx, p, ActSelf)
 	if err != nil {
-		if IsKind(err, KindNotFound) {
-			return nil, Errorf(KindUnauthorized, "the organization no longer exists")
-		}
 		return nil, err
 	}
-	return acting(o, p, ActSelf)
+	return me, nil
+}
+
+// actingNow is acting on the principal's organization as the directory
+// holds it now. Errors: KindUnauthorized (organization or member gone),
+// KindForbidden, KindUnavailable.
+func (s *Service) actingNow(ctx context.Context, p Principal, a Action) (*Organization, *Member, error) {
+	o, err := s.ByID(ctx, p.OrgID)
+	if IsKind(err, KindNotFound) {
+		return nil, nil, Errorf(KindUnauthorized, "the organization no longer exists")
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	me, err := acting(o, p, a)
+	return o, me, err
 }
 
 // memberWrite runs fn on the principal's organization, read afresh under

@@ -84,7 +84,7 @@ type ChangeLog interface {
 // organization: a deleted organization's events are kept for the operator.
 type AuditLog interface {
 	// InsertEvents writes events, skipping those written already (by ID):
-	// writing an event twice is a no-op.
+	// writing an event twice is a no-op, and no events cost nothing.
 	InsertEvents(ctx context.Context, events []Event) error
 	// Events returns up to limit events of orgID, newest first, older than
 	// the event after when it is not "".

@@ -252,10 +252,8 @@ func (s *Service) finishRename(ctx context.Context, o *Organization) error {
 	if err := s.step("rename:released"); err != nil {
 		return err
 	}
-	if len(p.Events) > 0 {
-		if err := s.store.InsertEvents(ctx, p.Events); err != nil {
-			return err
-		}
+	if err := s.store.InsertEvents(ctx, p.Events); err != nil {
+		return err
 	}
 	if err := s.step("rename:audited"); err != nil {
 		return err
