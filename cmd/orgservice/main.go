@@ -20,6 +20,7 @@ import (
 	"github.com/orgservice/orgservice/internal/directory"
 	"github.com/orgservice/orgservice/internal/document"
 	"github.com/orgservice/orgservice/internal/embeddb"
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/httpapi"
 	"github.com/orgservice/orgservice/internal/metrics"
 	"github.com/orgservice/orgservice/internal/mongostore"
@@ -181,7 +182,7 @@ func run(ctx context.Context) error {
 func untilReachable(ctx context.Context, log *slog.Logger, step func(context.Context) error) error {
 	for {
 		err := step(ctx)
-		if err == nil || !org.IsKind(err, org.KindUnavailable) {
+		if err == nil || !errs.Is(err, errs.Unavailable) {
 			return err
 		}
 		log.Warn("database not reachable yet; retrying", slog.Any("error", err))

@@ -16,10 +16,11 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
-// Directory finds active organizations, with KindNotFound when there is
+// Directory finds active organizations, with errs.NotFound when there is
 // none; org.Service is one.
 type Directory interface {
 	ByEmail(ctx context.Context, email string) (*org.Organization, error)
@@ -32,7 +33,7 @@ type Directory interface {
 // Recorder writes login events to the audit log; org.Service is one.
 type Recorder interface {
 	// RecordLogin records a login as member m of o that succeeded (ok) or
-	// failed for a wrong password. Errors: KindUnavailable.
+	// failed for a wrong password. Errors: errs.Unavailable.
 	RecordLogin(ctx context.Context, o *org.Organization, m *org.Member, ok bool) error
 }
 
@@ -105,25 +106,25 @@ func NewService(dir Directory, rec Recorder, cfg Config) (*Service, error) {
 	return s, nil
 }
 
-func badCredentials() error { return org.Errorf(org.KindUnauthorized, "invalid email or password") }
+func badCredentials() error { return errs.Errorf(errs.Unauthorized, "invalid email or password") }
 
 // Login checks a member's credentials and issues a token. Unknown emails and
 // wrong passwords fail alike, in about the same time; a member's login,
 // succeeded or failed, is recorded in the audit log first. Errors:
-// KindInvalid (blank email or password), KindUnauthorized, KindUnavailable.
+// errs.Invalid (blank email or password), errs.Unauthorized, errs.Unavailable.
 func (s *Service) Login(ctx context.Context, email, password string) (Token, error) {
-	var fields []org.FieldError
+	var fields []errs.FieldError
 	if strings.TrimSpace(email) == "" {
-		fields = append(fields, org.FieldError{Field: "email", Message: "must not be blank"})
+		fields = append(fields, errs.FieldError{Field: "email", Message: "must not be blank"})
 	}
 	if strings.TrimSpace(password) == "" {
-		fields = append(fields, org.FieldError{Field: "password", Message: "must not be blank"})
+		fields = append(fields, errs.FieldError{Field: "password", Message: "must not be blank"})
 	}
 	if fields != nil {
-		return Token{}, &org.Error{Kind: org.KindInvalid, Message: "the request has invalid fields", Fields: fields}
+		return Token{}, &errs.Error{Kind: errs.Invalid, Message: "the request has invalid fields", Fields: fields}
 	}
 	o, err := s.dir.ByEmail(ctx, email)
-	if err != nil && !org.IsKind(err, org.KindNotFound) {
+	if err != nil && !errs.Is(err, errs.NotFound) {
 		return Token{}, err
 	}
 	hash := s.dummy
@@ -183,7 +184,7 @@ func (s *Service) issue(o *org.Organization, m *org.Member) (Token, error) {
 	}
 	signed, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(s.cfg.Secret)
 	if err != nil {
-		return Token{}, org.Wrap(org.KindInternal, err, "sign token")
+		return Token{}, errs.Wrap(errs.Internal, err, "sign token")
 	}
 	return Token{AccessToken: signed, TokenType: "Bearer", ExpiresIn: int64(s.cfg.TTL / time.Second)}, nil
 }
@@ -194,15 +195,15 @@ func (s *Service) issue(o *org.Organization, m *org.Member) (Token, error) {
 // it, at the token's version. The directory answers; a token it refuses
 // that is younger than Config.Lag is checked once more against the
 // organization read afresh, so that a token issued by another instance a
-// moment ago works at once. Errors: KindUnauthorized, KindUnavailable.
+// moment ago works at once. Errors: errs.Unauthorized, errs.Unavailable.
 func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, error) {
 	var c claims
 	_, err := s.parser.ParseWithClaims(raw, &c, s.key)
 	if err != nil || c.OrgID == "" || c.OrgName == "" {
-		return org.Principal{}, org.Errorf(org.KindUnauthorized, "invalid or expired token")
+		return org.Principal{}, errs.Errorf(errs.Unauthorized, "invalid or expired token")
 	}
 	p, err := s.principal(ctx, &c, s.dir.ByID)
-	if org.IsKind(err, org.KindUnauthorized) && s.young(&c) {
+	if errs.Is(err, errs.Unauthorized) && s.young(&c) {
 		p, err = s.principal(ctx, &c, s.dir.Reread)
 	}
 	return p, err
@@ -215,11 +216,11 @@ func (s *Service) young(c *claims) bool {
 }
 
 // principal checks the verified claims c against the organization lookup
-// finds. Errors: KindUnauthorized, KindUnavailable.
+// finds. Errors: errs.Unauthorized, errs.Unavailable.
 func (s *Service) principal(ctx context.Context, c *claims, lookup func(context.Context, string) (*org.Organization, error)) (org.Principal, error) {
 	o, err := lookup(ctx, c.OrgID)
-	if org.IsKind(err, org.KindNotFound) {
-		return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token's organization no longer exists")
+	if errs.Is(err, errs.NotFound) {
+		return org.Principal{}, errs.Errorf(errs.Unauthorized, "the token's organization no longer exists")
 	}
 	if err != nil {
 		return org.Principal{}, err
@@ -230,10 +231,10 @@ func (s *Service) principal(ctx context.Context, c *claims, lookup func(context.
 	}
 	m := org.MemberByID(o, mid)
 	if m == nil {
-		return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token's member is no longer in the organization")
+		return org.Principal{}, errs.Errorf(errs.Unauthorized, "the token's member is no longer in the organization")
 	}
 	if m.TokenVersion != c.Ver || subtle.ConstantTimeCompare([]byte(m.Email), []byte(c.Subject)) != 1 {
-		return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token has been revoked")
+		return org.Principal{}, errs.Errorf(errs.Unauthorized, "the token has been revoked")
 	}
 	if org.Slug(c.OrgName) != o.Slug {
 		// Renamed since the token was issued. A rename alone revokes
@@ -242,8 +243,8 @@ func (s *Service) principal(ctx context.Context, c *claims, lookup func(context.
 		other, err := s.dir.Get(ctx, c.OrgName)
 		switch {
 		case err == nil && other.ID != o.ID:
-			return org.Principal{}, org.Errorf(org.KindUnauthorized, "the token's organization name now belongs to another organization; log in again")
-		case err != nil && !org.IsKind(err, org.KindNotFound):
+			return org.Principal{}, errs.Errorf(errs.Unauthorized, "the token's organization name now belongs to another organization; log in again")
+		case err != nil && !errs.Is(err, errs.NotFound):
 			return org.Principal{}, err
 		}
 	}

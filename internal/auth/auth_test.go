@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -70,7 +71,7 @@ func (d *directory) find(match func(*org.Organization) bool) (*org.Organization,
 			return &c, nil
 		}
 	}
-	return nil, org.Errorf(org.KindNotFound, "organization not found")
+	return nil, errs.Errorf(errs.NotFound, "organization not found")
 }
 
 func (d *directory) ByID(_ context.Context, id string) (*org.Organization, error) {
@@ -245,7 +246,7 @@ func TestAuthenticate(t *testing.T) {
 				return
 			}
 			require.Error(t, err)
-			assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+			assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
 			assert.Zero(t, p)
 		})
 	}
@@ -265,7 +266,7 @@ func TestAuthenticateRevocation(t *testing.T) {
 		f.org.TokenVersion++
 		f.dir.put(f.org)
 		_, err = f.svc.Authenticate(ctx, tok.AccessToken)
-		assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+		assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
 
 		tok2, err := f.svc.Login(ctx, f.org.AdminEmail, password)
 		require.NoError(t, err)
@@ -279,7 +280,7 @@ func TestAuthenticateRevocation(t *testing.T) {
 		require.NoError(t, err)
 		f.dir.remove(f.org.ID)
 		_, err = f.svc.Authenticate(ctx, tok.AccessToken)
-		assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+		assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
 	})
 
 	// renamedAway logs in, then renames the fixture's organization to Globex.
@@ -298,7 +299,7 @@ func TestAuthenticateRevocation(t *testing.T) {
 		f.dir.put(&org.Organization{ID: "65f000000000000000000002", Name: f.org.Name, Slug: f.org.Slug,
 			AdminEmail: "other@acme.com", TokenVersion: f.org.TokenVersion, State: org.StateActive})
 		_, err := f.svc.Authenticate(ctx, tok.AccessToken)
-		assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "its org_name now names another organization: %v", err)
+		assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "its org_name now names another organization: %v", err)
 	})
 
 	t.Run("renamed, old name free", func(t *testing.T) {
@@ -316,26 +317,26 @@ func TestAuthenticateRevocation(t *testing.T) {
 		svc, err := auth.NewService(failing{}, f.rec, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4})
 		require.NoError(t, err)
 		_, err = svc.Authenticate(ctx, tok.AccessToken)
-		assert.Equal(t, org.KindUnavailable, org.ErrorKind(err), "%v", err)
+		assert.Equal(t, errs.Unavailable, errs.KindOf(err), "%v", err)
 	})
 }
 
 type failing struct{}
 
 func (failing) ByID(context.Context, string) (*org.Organization, error) {
-	return nil, org.Errorf(org.KindUnavailable, "down")
+	return nil, errs.Errorf(errs.Unavailable, "down")
 }
 
 func (failing) Reread(context.Context, string) (*org.Organization, error) {
-	return nil, org.Errorf(org.KindUnavailable, "down")
+	return nil, errs.Errorf(errs.Unavailable, "down")
 }
 
 func (failing) Get(context.Context, string) (*org.Organization, error) {
-	return nil, org.Errorf(org.KindUnavailable, "down")
+	return nil, errs.Errorf(errs.Unavailable, "down")
 }
 
 func (failing) ByEmail(context.Context, string) (*org.Organization, error) {
-	return nil, org.Errorf(org.KindUnavailable, "down")
+	return nil, errs.Errorf(errs.Unavailable, "down")
 }
 
 func TestLogin(t *testing.T) {
@@ -366,20 +367,20 @@ func TestLogin(t *testing.T) {
 
 	for _, tt := range []struct {
 		name, email, password string
-		kind                  org.Kind
+		kind                  errs.Kind
 	}{
-		{"wrong password", f.org.AdminEmail, "wrong password", org.KindUnauthorized},
-		{"unknown email", "nobody@acme.com", password, org.KindUnauthorized},
-		{"password plus one byte", f.org.AdminEmail, password + "x", org.KindUnauthorized},
-		{"password prefix", f.org.AdminEmail, password[:len(password)-1], org.KindUnauthorized},
-		{"blank email", " ", password, org.KindInvalid},
-		{"blank password", f.org.AdminEmail, "  ", org.KindInvalid},
-		{"both empty", "", "", org.KindInvalid},
+		{"wrong password", f.org.AdminEmail, "wrong password", errs.Unauthorized},
+		{"unknown email", "nobody@acme.com", password, errs.Unauthorized},
+		{"password plus one byte", f.org.AdminEmail, password + "x", errs.Unauthorized},
+		{"password prefix", f.org.AdminEmail, password[:len(password)-1], errs.Unauthorized},
+		{"blank email", " ", password, errs.Invalid},
+		{"blank password", f.org.AdminEmail, "  ", errs.Invalid},
+		{"both empty", "", "", errs.Invalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			tok, err := f.svc.Login(ctx, tt.email, tt.password)
 			require.Error(t, err)
-			assert.Equal(t, tt.kind, org.ErrorKind(err), "%v", err)
+			assert.Equal(t, tt.kind, errs.KindOf(err), "%v", err)
 			assert.Zero(t, tok)
 		})
 	}
@@ -412,7 +413,7 @@ func TestYoungTokenIsReadAfresh(t *testing.T) {
 	old := sign(t, jwt.SigningMethodHS256, []byte(secret), c)
 
 	_, err = svc.Authenticate(ctx, old)
-	assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+	assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
 	assert.Zero(t, f.dir.rereads, "a token older than the bound is refused from memory")
 
 	p, err := svc.Authenticate(ctx, young)
@@ -429,7 +430,7 @@ func TestYoungTokenIsReadAfresh(t *testing.T) {
 	f.dir.db[f.org.ID] = &newer
 	f.dir.put(&newer)
 	_, err = svc.Authenticate(ctx, young)
-	assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+	assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
 	assert.Equal(t, 2, f.dir.rereads)
 }
 
@@ -448,9 +449,9 @@ func TestLoginRecorded(t *testing.T) {
 	require.Error(t, err)
 	assert.Equal(t, []string{f.org.ID + " ok", f.org.ID + " failed", f.org.ID + " failed"}, f.rec.take())
 
-	f.rec.err = org.Errorf(org.KindUnavailable, "down")
+	f.rec.err = errs.Errorf(errs.Unavailable, "down")
 	tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
-	assert.Equal(t, org.KindUnavailable, org.ErrorKind(err), "%v", err)
+	assert.Equal(t, errs.Unavailable, errs.KindOf(err), "%v", err)
 	assert.Zero(t, tok, "no token without its event")
 }
 
@@ -468,9 +469,9 @@ func TestLoginPasswordLength(t *testing.T) {
 	_, err = f.svc.Login(ctx, f.org.AdminEmail, p72)
 	require.NoError(t, err)
 	_, err = f.svc.Login(ctx, f.org.AdminEmail, p72+"x")
-	assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+	assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
 	_, err = f.svc.Login(ctx, f.org.AdminEmail, p72+strings.Repeat("y", 100))
-	assert.Equal(t, org.KindUnauthorized, org.ErrorKind(err), "%v", err)
+	assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
 
 	_, err = auth.Bcrypt{Cost: 4}.Hash(p72 + "x")
 	assert.Error(t, err, "hashing more than 72 bytes is refused, not truncated")

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -16,21 +17,21 @@ type benchDirectory struct{ o *org.Organization }
 
 func (d benchDirectory) ByID(_ context.Context, id string) (*org.Organization, error) {
 	if id != d.o.ID {
-		return nil, org.Errorf(org.KindNotFound, "organization not found")
+		return nil, errs.Errorf(errs.NotFound, "organization not found")
 	}
 	return d.o, nil
 }
 
 func (d benchDirectory) Get(_ context.Context, name string) (*org.Organization, error) {
 	if org.Slug(name) != d.o.Slug {
-		return nil, org.Errorf(org.KindNotFound, "organization not found")
+		return nil, errs.Errorf(errs.NotFound, "organization not found")
 	}
 	return d.o, nil
 }
 
 func (d benchDirectory) ByEmail(_ context.Context, email string) (*org.Organization, error) {
 	if email != d.o.AdminEmail {
-		return nil, org.Errorf(org.KindNotFound, "organization not found")
+		return nil, errs.Errorf(errs.NotFound, "organization not found")
 	}
 	return d.o, nil
 }

@@ -14,7 +14,7 @@
 // committed before t, at a database cost proportional to the changes, not
 // to the organizations. Its own process's writes are applied at once
 // (Refresh). A directory whose last complete refresh started longer ago than
-// its staleness bound answers KindUnavailable instead of stale data; one
+// its staleness bound answers errs.Unavailable instead of stale data; one
 // that may have missed log entries (it was cut off for longer than half the
 // log's retention) reloads everything.
 package directory
@@ -28,6 +28,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -35,7 +36,7 @@ import (
 type Source interface {
 	// Orgs lists every organization.
 	Orgs(ctx context.Context) ([]*org.Organization, error)
-	// OrgByID returns KindNotFound when there is none.
+	// OrgByID returns errs.NotFound when there is none.
 	OrgByID(ctx context.Context, id string) (*org.Organization, error)
 	// OrgsByID returns the organizations of ids that exist, in one query.
 	OrgsByID(ctx context.Context, ids []string) ([]*org.Organization, error)
@@ -53,7 +54,7 @@ type Source interface {
 // Config tunes a Directory. Zero values take the defaults.
 type Config struct {
 	// Staleness bounds how old the directory may be: other instances'
-	// writes show within it, and past it reads fail with KindUnavailable.
+	// writes show within it, and past it reads fail with errs.Unavailable.
 	Staleness time.Duration
 	// Every is how often it refreshes: a quarter of Staleness unless set.
 	Every time.Duration
@@ -142,23 +143,23 @@ func New(src Source, cfg Config, log *slog.Logger) *Directory {
 }
 
 func stale() error {
-	return org.Errorf(org.KindUnavailable, "the organization directory is out of date; retry shortly")
+	return errs.Errorf(errs.Unavailable, "the organization directory is out of date; retry shortly")
 }
 
 // BySlug returns the organization whose slug is slug.
-// Errors: KindNotFound, KindUnavailable (older than the bound).
+// Errors: errs.NotFound, errs.Unavailable (older than the bound).
 func (d *Directory) BySlug(slug string) (*org.Organization, error) {
 	return d.lookup(func() *org.Organization { return d.bySlug.find(d.byID, slug, hasSlug) })
 }
 
 // ByEmail returns the organization one of whose members (or whose admin)
 // has the (lowercased) email.
-// Errors: KindNotFound, KindUnavailable.
+// Errors: errs.NotFound, errs.Unavailable.
 func (d *Directory) ByEmail(email string) (*org.Organization, error) {
 	return d.lookup(func() *org.Organization { return d.byEmail.find(d.byID, email, hasEmail) })
 }
 
-// ByID returns the organization with id. Errors: KindNotFound, KindUnavailable.
+// ByID returns the organization with id. Errors: errs.NotFound, errs.Unavailable.
 func (d *Directory) ByID(id string) (*org.Organization, error) {
 	return d.lookup(func() *org.Organization {
 		if e := d.byID[id]; e != nil {
@@ -177,7 +178,7 @@ func (d *Directory) lookup(find func() *org.Organization) (*org.Organization, er
 	o := find()
 	d.mu.RUnlock()
 	if o == nil {
-		return nil, org.Errorf(org.KindNotFound, "organization not found")
+		return nil, errs.Errorf(errs.NotFound, "organization not found")
 	}
 	// The members are shared, not copied: a token check of an organization
 	// of 1,000 members would copy 120 KB. The directory never changes a
@@ -246,7 +247,7 @@ func (d *Directory) Reloads() int64 { return d.reloads.Load() }
 // Refresh re-reads one organization: this process has just written it,
 // or a token names what another instance wrote a moment ago. A failed read
 // leaves the entry to the tail, which re-reads the organization while its
-// lease is held. Errors: KindUnavailable.
+// lease is held. Errors: errs.Unavailable.
 func (d *Directory) Refresh(ctx context.Context, id string) error {
 	err := d.read(ctx, id)
 	if err != nil {
@@ -268,7 +269,7 @@ func (d *Directory) Kick() {
 func (d *Directory) read(ctx context.Context, id string) error {
 	g := d.gen.Add(1)
 	o, err := d.src.OrgByID(ctx, id)
-	if err != nil && !org.IsKind(err, org.KindNotFound) {
+	if err != nil && !errs.Is(err, errs.NotFound) {
 		return err
 	}
 	d.mu.Lock()

@@ -21,6 +21,7 @@ import (
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/dbtest"
 	"github.com/orgservice/orgservice/internal/directory"
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
 )
@@ -150,7 +151,7 @@ func assertMirrors(c assert.TestingT, store *mongostore.Store, dir *directory.Di
 		}
 	}
 	notFound := func(what string, err error) {
-		assert.True(c, org.IsKind(err, org.KindNotFound), "%s must not be found, got %v", what, err)
+		assert.True(c, errs.Is(err, errs.NotFound), "%s must not be found, got %v", what, err)
 	}
 	for _, id := range gone.ids {
 		_, err := dir.ByID(id)
@@ -213,7 +214,7 @@ func (f *flaky) fail() bool {
 }
 
 func outage() error {
-	return org.Wrap(org.KindUnavailable, errors.New("injected outage"), "the database is unavailable")
+	return errs.Wrap(errs.Unavailable, errors.New("injected outage"), "the database is unavailable")
 }
 
 func (f *flaky) Orgs(ctx context.Context) ([]*org.Organization, error) {
@@ -336,10 +337,10 @@ func TestOwnWritesAreExactAtOnce(t *testing.T) {
 		// At once: no sleep, no polling.
 		want, err := store.OrgByID(ctx, id)
 		if st.ends {
-			require.True(t, org.IsKind(err, org.KindNotFound), "%s: the database still has it: %v", st.name, err)
+			require.True(t, errs.Is(err, errs.NotFound), "%s: the database still has it: %v", st.name, err)
 			for _, l := range lookups {
 				_, err := l.find(dir, prev)
-				assert.True(t, org.IsKind(err, org.KindNotFound), "%s: by %s: %v", st.name, l.by, err)
+				assert.True(t, errs.Is(err, errs.NotFound), "%s: by %s: %v", st.name, l.by, err)
 			}
 		} else {
 			require.NoError(t, err, st.name)
@@ -376,18 +377,18 @@ func TestOtherInstancesFollowWithinTheBound(t *testing.T) {
 	}
 	// authenticates checks, within the bound, b's answer to token: nil, or
 	// the kind of its error.
-	authenticates := func(what string, since time.Time, token string, want *org.Kind) {
+	authenticates := func(what string, since time.Time, token string, want *errs.Kind) {
 		t.Helper()
 		within(t, since, bound, "B's auth after A's "+what, func(c assert.TestingT) {
 			_, err := b.auth.Authenticate(ctx, token)
 			if want == nil {
 				assert.NoError(c, err)
 			} else {
-				assert.True(c, org.IsKind(err, *want), "want kind %d, got %v", *want, err)
+				assert.True(c, errs.Is(err, *want), "want kind %d, got %v", *want, err)
 			}
 		})
 	}
-	unauthorized := org.KindUnauthorized
+	unauthorized := errs.Unauthorized
 	login := func(email, pw string) string {
 		t.Helper()
 		tok, err := a.auth.Login(ctx, email, pw)
@@ -429,7 +430,7 @@ func TestOtherInstancesFollowWithinTheBound(t *testing.T) {
 	authenticates("delete of the token's organization", done, token2, &unauthorized)
 	follows("second delete", done, absent{ids: []string{acme.ID, initech.ID}, slugs: []string{"globex_inc"}, emails: []string{"admin@acme.com"}})
 	_, err = b.store.OrgByID(ctx, acme.ID)
-	require.True(t, org.IsKind(err, org.KindNotFound), "the database still has it: %v", err)
+	require.True(t, errs.Is(err, errs.NotFound), "the database still has it: %v", err)
 }
 
 func TestStaleMeansUnavailable(t *testing.T) {
@@ -459,7 +460,7 @@ func TestStaleMeansUnavailable(t *testing.T) {
 				assert.Equal(c, acme.ID, o.ID, name)
 			}
 		} else {
-			assert.True(c, org.IsKind(err, org.KindNotFound), "%s: %v", name, err)
+			assert.True(c, errs.Is(err, errs.NotFound), "%s: %v", name, err)
 		}
 	}
 	for _, p := range probes {
@@ -483,7 +484,7 @@ func TestStaleMeansUnavailable(t *testing.T) {
 			before := dir.Age()
 			o, err := p.find()
 			after := dir.Age()
-			if err != nil && org.IsKind(err, org.KindUnavailable) {
+			if err != nil && errs.Is(err, errs.Unavailable) {
 				require.Greater(t, after, staleness, "%s refused while the directory was within its bound", p.name)
 				refused++
 				continue
@@ -494,7 +495,7 @@ func TestStaleMeansUnavailable(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	require.Equal(t, len(probes), refused, "lookups must fail with KindUnavailable once the directory is past its bound")
+	require.Equal(t, len(probes), refused, "lookups must fail with errs.Unavailable once the directory is past its bound")
 	t.Logf("during the outage: %d lookups answered, then refused at age %v", answered, dir.Age())
 
 	src.down.Store(false)
@@ -541,7 +542,7 @@ func TestGapIsAnsweredByFullReload(t *testing.T) {
 	require.NoError(t, err)
 	require.Greater(t, head, h0+1)
 	_, err = w.store.ChangeAt(ctx, h0+1)
-	require.True(t, org.IsKind(err, org.KindNotFound), "entry %d must be pruned: %v", h0+1, err)
+	require.True(t, errs.Is(err, errs.NotFound), "entry %d must be pruned: %v", h0+1, err)
 
 	if rest := retention/2 + 100*time.Millisecond - time.Since(down); rest > 0 {
 		time.Sleep(rest)
@@ -578,22 +579,22 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 		}
 	}
 	start := make(chan struct{})
-	errs := make(chan error, total)
+	failures := make(chan error, total)
 	var wg sync.WaitGroup
 	for i, s := range stores {
 		wg.Go(func() {
 			<-start
 			for j := range each {
 				if err := s.AppendChange(ctx, fmt.Sprintf("org-%d-%d", i, j%ids)); err != nil {
-					errs <- err
+					failures <- err
 				}
 			}
 		})
 	}
 	close(start)
 	wg.Wait()
-	close(errs)
-	for err := range errs {
+	close(failures)
+	for err := range failures {
 		require.NoError(t, err)
 	}
 
@@ -605,7 +606,7 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 		got[id]++
 	}
 	_, err := reader.ChangeAt(ctx, total+1)
-	require.True(t, org.IsKind(err, org.KindNotFound), "entry past the head: %v", err)
+	require.True(t, errs.Is(err, errs.NotFound), "entry past the head: %v", err)
 	assert.Equal(t, want, got, "every append exactly once")
 	head, err := reader.ChangeHead(ctx)
 	require.NoError(t, err)
@@ -627,14 +628,14 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 	}
 	const appended = total + 3
 	_, err = reader.ChangeAt(ctx, appended+1)
-	require.True(t, org.IsKind(err, org.KindNotFound), "entry past the head: %v", err)
+	require.True(t, errs.Is(err, errs.NotFound), "entry past the head: %v", err)
 
 	last, err := reader.ChangeAt(ctx, appended)
 	require.NoError(t, err)
 	require.NoError(t, reader.PruneChanges(ctx, time.Now()))
 	for seq := int64(1); seq < appended; seq++ {
 		_, err := reader.ChangeAt(ctx, seq)
-		require.True(t, org.IsKind(err, org.KindNotFound), "entry %d must be pruned: %v", seq, err)
+		require.True(t, errs.Is(err, errs.NotFound), "entry %d must be pruned: %v", seq, err)
 	}
 	kept, err := reader.ChangeAt(ctx, appended)
 	require.NoError(t, err, "the last entry is kept")
@@ -878,7 +879,7 @@ func TestYoungTokenFromAnotherInstance(t *testing.T) {
 	tok, err := a.auth.Login(ctx, "admin@acme.com", password)
 	require.NoError(t, err)
 	_, err = b.auth.Authenticate(ctx, tok.AccessToken)
-	require.True(t, org.IsKind(err, org.KindUnauthorized), "without a lag, b knows only what it followed: %v", err)
+	require.True(t, errs.Is(err, errs.Unauthorized), "without a lag, b knows only what it followed: %v", err)
 	p, err := lagging.Authenticate(ctx, tok.AccessToken)
 	require.NoError(t, err)
 	assert.Equal(t, o.ID, p.OrgID)
@@ -888,7 +889,7 @@ func TestYoungTokenFromAnotherInstance(t *testing.T) {
 	mt, err := a.auth.Login(ctx, "dev@acme.com", password)
 	require.NoError(t, err)
 	_, err = b.auth.Authenticate(ctx, mt.AccessToken)
-	require.True(t, org.IsKind(err, org.KindUnauthorized), "b has not followed the new member: %v", err)
+	require.True(t, errs.Is(err, errs.Unauthorized), "b has not followed the new member: %v", err)
 	p, err = lagging.Authenticate(ctx, mt.AccessToken)
 	require.NoError(t, err)
 	assert.Equal(t, m.ID, p.MemberID)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -56,8 +57,8 @@ func ValidID(id string) bool {
 const idRule = "must be 1 to 128 characters of A-Z a-z 0-9 . _ ~ - (and not . or ..)"
 
 func invalidID(field string) error {
-	return &org.Error{Kind: org.KindInvalid, Message: "the document id is invalid",
-		Fields: []org.FieldError{{Field: field, Message: idRule}}}
+	return &errs.Error{Kind: errs.Invalid, Message: "the document id is invalid",
+		Fields: []errs.FieldError{{Field: field, Message: idRule}}}
 }
 
 // Match is an If-Match precondition: the versions a write may replace.
@@ -91,17 +92,17 @@ func (m Match) Matches(v int64) bool {
 }
 
 func preconditionFailed() error {
-	return org.Errorf(org.KindPrecondition, "the document has changed: its version does not match If-Match")
+	return errs.Errorf(errs.Precondition, "the document has changed: its version does not match If-Match")
 }
 
-func notFound() error { return org.Errorf(org.KindNotFound, "document not found") }
+func notFound() error { return errs.Errorf(errs.NotFound, "document not found") }
 
 func busy() error {
-	return org.Errorf(org.KindBusy, "another operation on this organization is in progress; retry shortly")
+	return errs.Errorf(errs.Busy, "another operation on this organization is in progress; retry shortly")
 }
 
 // Orgs resolves an organization by id; org.Service is one. It returns
-// KindNotFound for an organization that is gone or not active. The
+// errs.NotFound for an organization that is gone or not active. The
 // documents service relies on it to see a rename's or delete's intent once
 // that is written: a write refuses an organization with an intent.
 type Orgs interface {
@@ -141,10 +142,10 @@ func (c Config) withDefaults() Config {
 }
 
 func tooLarge(max int) error {
-	return org.Errorf(org.KindTooLarge, "the document exceeds %d bytes", max)
+	return errs.Errorf(errs.TooLarge, "the document exceeds %d bytes", max)
 }
 
 func fieldErr(field, format string, args ...any) error {
-	return &org.Error{Kind: org.KindInvalid, Message: "the document is invalid",
-		Fields: []org.FieldError{{Field: field, Message: fmt.Sprintf(format, args...)}}}
+	return &errs.Error{Kind: errs.Invalid, Message: "the document is invalid",
+		Fields: []errs.FieldError{{Field: field, Message: fmt.Sprintf(format, args...)}}}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/orgservice/orgservice/internal/org"
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Object is a JSON object with its members in the order they were given,
@@ -57,7 +57,7 @@ func (e *SyntaxError) Error() string { return e.Msg }
 // or holds a . or a NUL character, no key repeats within an object, objects
 // and arrays nest at most MaxDepth deep, and numbers are finite. A
 // malformed body or one that is not an object is a *SyntaxError; a broken
-// rule is KindInvalid naming the offending field's path. Nulls are kept as
+// rule is errs.Invalid naming the offending field's path. Nulls are kept as
 // values; a merge patch reads them as deletions.
 func ParseObject(data []byte) (Object, error) {
 	if !json.Valid(data) {
@@ -311,7 +311,7 @@ func depth(v any) int {
 
 // takeID removes the top-level "id" member from data and returns it: a
 // body names its document's id there, and the id is not part of the data.
-// Errors: KindInvalid when id is not a valid id string.
+// Errors: errs.Invalid when id is not a valid id string.
 func takeID(data Object) (Object, string, bool, error) {
 	v, ok := data.Get("id")
 	if !ok {
@@ -319,8 +319,8 @@ func takeID(data Object) (Object, string, bool, error) {
 	}
 	s, isString := v.(string)
 	if !isString {
-		return nil, "", false, &org.Error{Kind: org.KindInvalid, Message: "the document id is invalid",
-			Fields: []org.FieldError{{Field: "id", Message: "must be a string"}}}
+		return nil, "", false, &errs.Error{Kind: errs.Invalid, Message: "the document id is invalid",
+			Fields: []errs.FieldError{{Field: "id", Message: "must be a string"}}}
 	}
 	if !ValidID(s) {
 		return nil, "", false, invalidID("id")

@@ -6,10 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/orgservice/orgservice/internal/org"
 )
 
 func nested(n int) string {
@@ -20,7 +19,7 @@ func TestParseObjectRules(t *testing.T) {
 	tests := []struct {
 		name, body string
 		syntax     bool   // a *SyntaxError (400)
-		field      string // KindInvalid naming this field; "" when valid
+		field      string // errs.Invalid naming this field; "" when valid
 	}{
 		{name: "object", body: `{"a":1,"b":[true,null,"x",{"c":2.5}]}`},
 		{name: "empty object", body: ` {} `},
@@ -50,8 +49,8 @@ func TestParseObjectRules(t *testing.T) {
 				var se *SyntaxError
 				require.ErrorAs(t, err, &se)
 			case tt.field != "":
-				require.True(t, org.IsKind(err, org.KindInvalid), "err %v", err)
-				var e *org.Error
+				require.True(t, errs.Is(err, errs.Invalid), "err %v", err)
+				var e *errs.Error
 				require.ErrorAs(t, err, &e)
 				require.Len(t, e.Fields, 1)
 				assert.Equal(t, tt.field, e.Fields[0].Field)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -40,23 +41,23 @@ func NewService(store Store, orgs Orgs, cfg Config, log *slog.Logger) *Service {
 func (s *Service) MaxBytes() int { return s.cfg.MaxBytes }
 
 // Close stops renewing this process's writer registrations and deletes
-// them; writes after it fail with KindUnavailable.
+// them; writes after it fail with errs.Unavailable.
 func (s *Service) Close(ctx context.Context) { s.reg.close(ctx) }
 
 // Quiesce returns once no process can write to orgID's collection any
 // more: it is called by a rename or delete after writing its intent, and
 // waits for the writes that resolved the collection before (see
-// writers.go). KindBusy when they do not end within twice the writer TTL.
+// writers.go). errs.Busy when they do not end within twice the writer TTL.
 func (s *Service) Quiesce(ctx context.Context, orgID string) error {
 	return s.reg.quiesce(ctx, orgID, s.reg.margin(), 2*s.cfg.WriterTTL)
 }
 
 // resolve returns the principal's organization as it stands.
-// KindUnauthorized when it is gone.
+// errs.Unauthorized when it is gone.
 func (s *Service) resolve(ctx context.Context, p org.Principal) (*org.Organization, error) {
 	o, err := s.orgs.ByID(ctx, p.OrgID)
-	if org.IsKind(err, org.KindNotFound) {
-		return nil, org.Errorf(org.KindUnauthorized, "the token's organization no longer exists")
+	if errs.Is(err, errs.NotFound) {
+		return nil, errs.Errorf(errs.Unauthorized, "the token's organization no longer exists")
 	}
 	return o, err
 }
@@ -64,7 +65,7 @@ func (s *Service) resolve(ctx context.Context, p org.Principal) (*org.Organizati
 // write runs fn on the principal's collection under this process's writer
 // registration, with the organization resolved after the registration is
 // in place, and on a context that ends before the registration can expire.
-// KindBusy while the organization has a rename or delete in progress.
+// errs.Busy while the organization has a rename or delete in progress.
 func (s *Service) write(ctx context.Context, p org.Principal, fn func(ctx context.Context, coll string) error) error {
 	h, deadline, err := s.reg.acquire(ctx, p.OrgID)
 	if err != nil {
@@ -74,7 +75,7 @@ func (s *Service) write(ctx context.Context, p org.Principal, fn func(ctx contex
 	defer func() { s.reg.release(h, intent) }()
 	o, err := s.resolve(ctx, p)
 	if err != nil {
-		intent = org.IsKind(err, org.KindUnauthorized)
+		intent = errs.Is(err, errs.Unauthorized)
 		return err
 	}
 	if o.Pending != nil || o.State != org.StateActive {
@@ -97,8 +98,8 @@ func uncertain(err error) bool {
 	if err == nil {
 		return false
 	}
-	k := org.ErrorKind(err)
-	return k == org.KindUnavailable || k == org.KindInternal ||
+	k := errs.KindOf(err)
+	return k == errs.Unavailable || k == errs.Internal ||
 		errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
@@ -144,9 +145,9 @@ func (s *Service) checkSize(data Object) error {
 // Create stores data as a new document of the principal's organization,
 // at version 1. A top-level "id" in data chooses the document's id and is
 // not kept in its data; without one the id is a fresh ObjectID in hex.
-// Errors: KindInvalid (bad id), KindTooLarge, KindConflict (the id exists
-// in this organization), KindBusy (rename or delete in progress),
-// KindUnauthorized (organization gone), KindUnavailable.
+// Errors: errs.Invalid (bad id), errs.TooLarge, errs.Conflict (the id exists
+// in this organization), errs.Busy (rename or delete in progress),
+// errs.Unauthorized (organization gone), errs.Unavailable.
 func (s *Service) Create(ctx context.Context, p org.Principal, data Object) (*Document, error) {
 	data, id, given, err := takeID(data)
 	if err != nil {
@@ -163,8 +164,8 @@ func (s *Service) Create(ctx context.Context, p org.Principal, data Object) (*Do
 	err = s.write(ctx, p, func(ctx context.Context, coll string) error {
 		return s.store.InsertDocument(ctx, coll, d)
 	})
-	if org.IsKind(err, org.KindConflict) {
-		return nil, org.Errorf(org.KindConflict, "a document with this id already exists")
+	if errs.Is(err, errs.Conflict) {
+		return nil, errs.Errorf(errs.Conflict, "a document with this id already exists")
 	}
 	if err != nil {
 		return nil, err
@@ -173,8 +174,8 @@ func (s *Service) Create(ctx context.Context, p org.Principal, data Object) (*Do
 }
 
 // Get returns the document id of the principal's organization; reads go
-// on during a rename. Errors: KindNotFound (none in this organization,
-// whatever other organizations hold), KindUnauthorized, KindUnavailable.
+// on during a rename. Errors: errs.NotFound (none in this organization,
+// whatever other organizations hold), errs.Unauthorized, errs.Unavailable.
 func (s *Service) Get(ctx context.Context, p org.Principal, id string) (*Document, error) {
 	if !ValidID(id) {
 		return nil, notFound()
@@ -183,7 +184,7 @@ func (s *Service) Get(ctx context.Context, p org.Principal, id string) (*Documen
 	err := s.read(ctx, p, func(coll string) (bool, error) {
 		var err error
 		d, err = s.store.FindDocument(ctx, coll, id)
-		if org.IsKind(err, org.KindNotFound) {
+		if errs.Is(err, errs.NotFound) {
 			return false, nil
 		}
 		return err == nil, err
@@ -213,9 +214,9 @@ type Page struct {
 // after q.After, at most q.Limit (0: DefaultLimit), whose data equals every
 // filter. A page goes on from the last id of the previous one, so paging
 // is stable while documents are inserted: each document present
-// throughout is listed exactly once. Errors: KindInvalid (limit out of
+// throughout is listed exactly once. Errors: errs.Invalid (limit out of
 // 1..MaxLimit, a filter on an unsafe field or with a non-scalar value),
-// KindUnauthorized, KindUnavailable.
+// errs.Unauthorized, errs.Unavailable.
 func (s *Service) List(ctx context.Context, p org.Principal, q Query) (Page, error) {
 	if q.Limit == 0 {
 		q.Limit = DefaultLimit

@@ -6,8 +6,8 @@ import (
 )
 
 // Store is the storage the documents service needs. Implementations
-// translate their driver's errors into org's kinds: KindNotFound,
-// KindConflict, KindUnavailable, and KindInternal for the rest.
+// translate their driver's errors into org's kinds: errs.NotFound,
+// errs.Conflict, errs.Unavailable, and errs.Internal for the rest.
 //
 // As in org.Store, exclusion never relies on a guarded update (on FerretDB
 // two can both win): a version and a writer registration are taken by
@@ -16,9 +16,9 @@ type Store interface {
 	// NewID returns a fresh document id (an ObjectID in hex).
 	NewID() string
 
-	// InsertDocument stores d in coll; KindConflict when coll holds its id.
+	// InsertDocument stores d in coll; errs.Conflict when coll holds its id.
 	InsertDocument(ctx context.Context, coll string, d *Document) error
-	// FindDocument returns the document id of coll; KindNotFound when none.
+	// FindDocument returns the document id of coll; errs.NotFound when none.
 	FindDocument(ctx context.Context, coll, id string) (*Document, error)
 	// ReplaceDocument writes d's data, version and updated_at over the
 	// document d.ID of coll when that is still at version from and was
@@ -38,16 +38,16 @@ type Store interface {
 	// indexes of the docs whose id coll already held (not inserted).
 	InsertDocuments(ctx context.Context, coll string, docs []*Document) (existing []int, err error)
 
-	// InsertClaim takes key, stamped at; KindConflict when key is taken.
+	// InsertClaim takes key, stamped at; errs.Conflict when key is taken.
 	InsertClaim(ctx context.Context, key string, at time.Time) error
-	// ClaimTime returns when key was taken; KindNotFound when it is free.
+	// ClaimTime returns when key was taken; errs.NotFound when it is free.
 	ClaimTime(ctx context.Context, key string) (time.Time, error)
 	// DeleteClaim frees key.
 	DeleteClaim(ctx context.Context, key string) error
 
-	// InsertRegistration stores r; KindConflict when its key exists.
+	// InsertRegistration stores r; errs.Conflict when its key exists.
 	InsertRegistration(ctx context.Context, r Registration) error
-	// RenewRegistration moves the expiry of key; KindNotFound when it is gone.
+	// RenewRegistration moves the expiry of key; errs.NotFound when it is gone.
 	RenewRegistration(ctx context.Context, key string, expires time.Time) error
 	// DeleteRegistration removes key; removing a missing one is not an error.
 	DeleteRegistration(ctx context.Context, key string) error

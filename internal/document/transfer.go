@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -37,8 +38,8 @@ func (d *Document) MarshalJSON() ([]byte, error) { return d.AppendJSON(nil), nil
 // no particular order, streaming from the database. Reads go on during a
 // rename: an organization whose collection turns out empty is read again
 // where a rename may have moved it; a rename that moves the collection in
-// the middle of an export fails it. Errors: KindUnauthorized,
-// KindUnavailable, and fn's.
+// the middle of an export fails it. Errors: errs.Unauthorized,
+// errs.Unavailable, and fn's.
 func (s *Service) Export(ctx context.Context, p org.Principal, fn func(*Document) error) error {
 	return s.read(ctx, p, func(coll string) (bool, error) {
 		n := 0
@@ -78,8 +79,8 @@ const envelopeSlack = 1024
 // go on. Blank lines are ignored. An export imported into an empty
 // organization reproduces it: ids, data, versions and times. Batches
 // already inserted stay when a later one fails; importing again skips them.
-// Errors: KindBusy (rename or delete in progress), KindUnauthorized,
-// KindUnavailable, and r's read errors, wrapped.
+// Errors: errs.Busy (rename or delete in progress), errs.Unauthorized,
+// errs.Unavailable, and r's read errors, wrapped.
 func (s *Service) Import(ctx context.Context, p org.Principal, r io.Reader) (ImportResult, error) {
 	res := ImportResult{Rejected: []Rejection{}}
 	reject := func(line int, msg string) {
@@ -199,7 +200,7 @@ func (s *Service) parseLine(line []byte) (*Document, string) {
 
 // problemText is a domain error as one line of text.
 func problemText(err error) string {
-	var e *org.Error
+	var e *errs.Error
 	if errors.As(err, &e) {
 		msg := e.Message
 		for _, f := range e.Fields {

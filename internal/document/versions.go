@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -68,12 +69,12 @@ func (s *Service) claimNext(ctx context.Context, orgID string, cur *Document) (k
 		if err == nil {
 			return key, at, true, nil
 		}
-		if !org.IsKind(err, org.KindConflict) {
+		if !errs.Is(err, errs.Conflict) {
 			return "", time.Time{}, false, err
 		}
 		held, err := s.store.ClaimTime(ctx, key)
 		switch {
-		case org.IsKind(err, org.KindNotFound):
+		case errs.Is(err, errs.NotFound):
 			return "", time.Time{}, false, nil // its holder just finished: the document has moved on
 		case err != nil:
 			return "", time.Time{}, false, err
@@ -98,7 +99,7 @@ func (s *Service) change(ctx context.Context, p org.Principal, id string, m Matc
 	err := s.write(ctx, p, func(ctx context.Context, coll string) error {
 		for attempt := 0; ; attempt++ {
 			cur, err := s.store.FindDocument(ctx, coll, id)
-			if org.IsKind(err, org.KindNotFound) {
+			if errs.Is(err, errs.NotFound) {
 				return notFound()
 			}
 			if err != nil {
@@ -129,7 +130,7 @@ func (s *Service) change(ctx context.Context, p org.Principal, id string, m Matc
 				return preconditionFailed()
 			}
 			if attempt+1 >= maxAttempts {
-				return org.Errorf(org.KindConflict, "the document is being changed by others; retry")
+				return errs.Errorf(errs.Conflict, "the document is being changed by others; retry")
 			}
 			select {
 			case <-ctx.Done():
@@ -167,10 +168,10 @@ func (s *Service) apply(ctx context.Context, coll string, cur, d *Document, key 
 
 // Replace replaces the data of document id, which moves to the next
 // version. A top-level "id" in data must be the document's own and is not
-// kept. Errors: KindNotFound, KindPrecondition (If-Match does not match,
-// or another writer took the version), KindInvalid, KindTooLarge,
-// KindConflict (no If-Match, and others kept winning), KindBusy,
-// KindUnauthorized, KindUnavailable.
+// kept. Errors: errs.NotFound, errs.Precondition (If-Match does not match,
+// or another writer took the version), errs.Invalid, errs.TooLarge,
+// errs.Conflict (no If-Match, and others kept winning), errs.Busy,
+// errs.Unauthorized, errs.Unavailable.
 func (s *Service) Replace(ctx context.Context, p org.Principal, id string, data Object, m Match) (*Document, error) {
 	data, bodyID, given, err := takeID(data)
 	if err != nil {
@@ -189,7 +190,7 @@ func (s *Service) Replace(ctx context.Context, p org.Principal, id string, data 
 
 // Patch applies an RFC 7396 merge patch to the data of document id, which
 // moves to the next version. A top-level "id" in the patch must be the
-// document's own. Errors: as Replace; KindInvalid and KindTooLarge also
+// document's own. Errors: as Replace; errs.Invalid and errs.TooLarge also
 // for what the patch makes of the data (nesting, size).
 func (s *Service) Patch(ctx context.Context, p org.Principal, id string, patch Object, m Match) (*Document, error) {
 	patch, bodyID, given, err := takeID(patch)
@@ -211,8 +212,8 @@ func (s *Service) Patch(ctx context.Context, p org.Principal, id string, patch O
 	})
 }
 
-// Delete removes document id. Errors: KindNotFound, KindPrecondition,
-// KindConflict, KindBusy, KindUnauthorized, KindUnavailable.
+// Delete removes document id. Errors: errs.NotFound, errs.Precondition,
+// errs.Conflict, errs.Busy, errs.Unauthorized, errs.Unavailable.
 func (s *Service) Delete(ctx context.Context, p org.Principal, id string, m Match) error {
 	_, err := s.change(ctx, p, id, m, func(*Document) (*Document, error) { return nil, nil })
 	return err

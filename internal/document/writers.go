@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -23,7 +24,7 @@ import (
 //     {_id: "<X>/<instance>/<n>", org_id: X, registered_at, expires_at} in
 //     doc_writers, inserted before its first write and renewed every TTL/3
 //     while it keeps writing. Every write then resolves X afresh, after
-//     the registration is in place, and refuses (KindBusy, 409 with
+//     the registration is in place, and refuses (errs.Busy, 409 with
 //     Retry-After) when X has an intent (Pending) or is not active.
 //   - A write runs on a context whose deadline is the registration's
 //     expiry as this process knows it (minus a margin), so no write of
@@ -106,7 +107,7 @@ func (r *registry) checkEvery() time.Duration {
 
 // acquire returns a registration of this process for orgID under which a
 // write may run until the deadline returned, registering first when there
-// is none. The caller must release it. KindBusy when orgID was recently
+// is none. The caller must release it. errs.Busy when orgID was recently
 // seen with an intent.
 func (r *registry) acquire(ctx context.Context, orgID string) (*holder, time.Time, error) {
 	for {
@@ -114,7 +115,7 @@ func (r *registry) acquire(ctx context.Context, orgID string) (*holder, time.Tim
 		r.mu.Lock()
 		if r.closed {
 			r.mu.Unlock()
-			return nil, time.Time{}, org.Errorf(org.KindUnavailable, "the service is shutting down")
+			return nil, time.Time{}, errs.Errorf(errs.Unavailable, "the service is shutting down")
 		}
 		if until, ok := r.refused[orgID]; ok {
 			if now.Before(until) {
@@ -186,7 +187,7 @@ func (r *registry) register(ctx context.Context, h *holder) error {
 		r.dropLocked(h)
 		h.deleted = true
 		go r.unregister(h)
-		return org.Errorf(org.KindUnavailable, "the service is shutting down")
+		return errs.Errorf(errs.Unavailable, "the service is shutting down")
 	}
 	r.wg.Add(1)
 	go r.keep(h)
@@ -285,7 +286,7 @@ func (r *registry) keep(h *holder) {
 		}
 
 		ctx, cancel := context.WithTimeout(r.ctx, r.ttl-r.margin())
-		if o, err := r.orgs.ByID(ctx, h.orgID); org.IsKind(err, org.KindNotFound) || err == nil && (o.Pending != nil || o.State != org.StateActive) {
+		if o, err := r.orgs.ByID(ctx, h.orgID); errs.Is(err, errs.NotFound) || err == nil && (o.Pending != nil || o.State != org.StateActive) {
 			r.mu.Lock()
 			r.refused[h.orgID] = time.Now().Add(r.refuseFor())
 			r.dropLocked(h)
@@ -319,7 +320,7 @@ func (r *registry) renew(h *holder) {
 		h.renewedAt = sent
 	case err == nil: // renewed too late to count: our writes have stopped
 		r.dropLocked(h)
-	case org.IsKind(err, org.KindNotFound):
+	case errs.Is(err, errs.NotFound):
 		r.dropLocked(h)
 		h.lingerUntil = time.Time{}
 	default:
@@ -345,7 +346,7 @@ func (r *registry) drain(orgID string) {
 }
 
 // quiesce waits until no registration of orgID made before it started
-// (give or take skew) is live. KindBusy when that takes longer than
+// (give or take skew) is live. errs.Busy when that takes longer than
 // maxWait.
 func (r *registry) quiesce(ctx context.Context, orgID string, skew, maxWait time.Duration) error {
 	r.drain(orgID)
@@ -372,7 +373,7 @@ func (r *registry) quiesce(ctx context.Context, orgID string, skew, maxWait time
 			return nil
 		}
 		if now.Sub(start) > maxWait {
-			return org.Errorf(org.KindBusy, "writes to the organization's documents are still in flight; retry shortly")
+			return errs.Errorf(errs.Busy, "writes to the organization's documents are still in flight; retry shortly")
 		}
 		select {
 		case <-ctx.Done():

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -140,7 +141,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.DBTimeout)
 	defer cancel()
 	if err := s.orgs.Ping(ctx); err != nil {
-		s.fail(w, r, org.Wrap(org.KindUnavailable, err, "the database is not reachable"))
+		s.fail(w, r, errs.Wrap(errs.Unavailable, err, "the database is not reachable"))
 		return
 	}
 	respond(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 
-	"github.com/orgservice/orgservice/internal/org"
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // ProblemBase prefixes every problem type URI.
@@ -19,12 +19,12 @@ const statusClientClosed = 499
 
 // problem is an RFC 9457 problem details object.
 type problem struct {
-	Type     string           `json:"type"`
-	Title    string           `json:"title"`
-	Status   int              `json:"status"`
-	Detail   string           `json:"detail"`
-	Instance string           `json:"instance,omitempty"`
-	Errors   []org.FieldError `json:"errors,omitempty"`
+	Type     string            `json:"type"`
+	Title    string            `json:"title"`
+	Status   int               `json:"status"`
+	Detail   string            `json:"detail"`
+	Instance string            `json:"instance,omitempty"`
+	Errors   []errs.FieldError `json:"errors,omitempty"`
 }
 
 // problemKind is how one kind of error is answered.
@@ -36,17 +36,17 @@ type problemKind struct {
 
 // kinds maps every domain error kind to its answer: the one place where
 // error kinds become statuses.
-var kinds = map[org.Kind]problemKind{
-	org.KindInvalid:      {http.StatusUnprocessableEntity, "validation", "Validation failed"},
-	org.KindConflict:     {http.StatusConflict, "conflict", "Conflict"},
-	org.KindNotFound:     {http.StatusNotFound, "not-found", "Not found"},
-	org.KindUnauthorized: {http.StatusUnauthorized, "unauthorized", "Unauthorized"},
-	org.KindForbidden:    {http.StatusForbidden, "forbidden", "Forbidden"},
-	org.KindBusy:         {http.StatusConflict, "operation-in-progress", "Operation in progress"},
-	org.KindUnavailable:  {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
-	org.KindInternal:     {http.StatusInternalServerError, "internal", "Internal server error"},
-	org.KindPrecondition: {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
-	org.KindTooLarge:     {http.StatusRequestEntityTooLarge, "payload-too-large", "Payload too large"},
+var kinds = map[errs.Kind]problemKind{
+	errs.Invalid:      {http.StatusUnprocessableEntity, "validation", "Validation failed"},
+	errs.Conflict:     {http.StatusConflict, "conflict", "Conflict"},
+	errs.NotFound:     {http.StatusNotFound, "not-found", "Not found"},
+	errs.Unauthorized: {http.StatusUnauthorized, "unauthorized", "Unauthorized"},
+	errs.Forbidden:    {http.StatusForbidden, "forbidden", "Forbidden"},
+	errs.Busy:         {http.StatusConflict, "operation-in-progress", "Operation in progress"},
+	errs.Unavailable:  {http.StatusServiceUnavailable, "unavailable", "Service unavailable"},
+	errs.Internal:     {http.StatusInternalServerError, "internal", "Internal server error"},
+	errs.Precondition: {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
+	errs.TooLarge:     {http.StatusRequestEntityTooLarge, "payload-too-large", "Payload too large"},
 }
 
 // requestError is a problem with the HTTP request itself (its body, its
@@ -75,21 +75,21 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	p := problem{Instance: r.URL.Path}
 	var re *requestError
-	var de *org.Error
+	var de *errs.Error
 	switch {
 	case errors.As(err, &re):
 		p.Type, p.Title, p.Status, p.Detail = ProblemBase+re.slug, re.title, re.status, re.detail
-	case errors.As(err, &de) && de.Kind != org.KindInternal:
+	case errors.As(err, &de) && de.Kind != errs.Internal:
 		k := kinds[de.Kind]
 		p.Type, p.Title, p.Status, p.Detail, p.Errors = ProblemBase+k.slug, k.title, k.status, de.Message, de.Fields
-		if de.Kind == org.KindUnavailable || de.Kind == org.KindBusy {
+		if de.Kind == errs.Unavailable || de.Kind == errs.Busy {
 			w.Header().Set("Retry-After", "2")
 		}
-		if de.Kind == org.KindUnavailable {
+		if de.Kind == errs.Unavailable {
 			s.log.WarnContext(r.Context(), "database unavailable", slog.String("request_id", RequestID(r.Context())), slog.Any("error", err))
 		}
 	default:
-		k := kinds[org.KindInternal]
+		k := kinds[errs.Internal]
 		p.Type, p.Title, p.Status, p.Detail = ProblemBase+k.slug, k.title, k.status, "an internal error occurred; it has been logged"
 		s.log.ErrorContext(r.Context(), "internal error", slog.String("request_id", RequestID(r.Context())),
 			slog.String("path", r.URL.Path), slog.Any("error", err))

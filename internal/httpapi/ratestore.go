@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/orgservice/orgservice/internal/org"
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // RateStore counts rate-limited requests where every instance that shares
@@ -76,7 +76,7 @@ func (s *Server) rateStoreFailed(w http.ResponseWriter, r *http.Request, name st
 		return true
 	}
 	if !s.opts.RateFailOpen {
-		s.fail(w, r, org.Wrap(org.KindUnavailable, err, "rate limits cannot be checked right now; retry shortly"))
+		s.fail(w, r, errs.Wrap(errs.Unavailable, err, "rate limits cannot be checked right now; retry shortly"))
 		return true
 	}
 	if s.limits.failOpenLog.allow(time.Now()) {

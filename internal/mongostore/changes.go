@@ -7,11 +7,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
-	"github.com/orgservice/orgservice/internal/org"
 )
 
 // changesCollection is the change log: one entry per operation that may
@@ -74,7 +73,7 @@ func (s *Store) AppendChange(ctx context.Context, orgID string) error {
 }
 
 // ChangeAt returns the organization named by entry seq of the change log;
-// KindNotFound when there is no such entry (yet, or any more).
+// errs.NotFound when there is no such entry (yet, or any more).
 func (s *Store) ChangeAt(ctx context.Context, seq int64) (string, error) {
 	var d changeDoc
 	if err := decodeOne(s.changes.FindOne(ctx, bson.D{{Key: "_id", Value: changeKey(seq)}}), &d); err != nil {
@@ -88,7 +87,7 @@ func (s *Store) ChangeAt(ctx context.Context, seq int64) (string, error) {
 // find. The usual answer, none, costs one lookup of seq+1.
 func (s *Store) ChangesAfter(ctx context.Context, seq int64, limit int) ([]string, error) {
 	first, err := s.ChangeAt(ctx, seq+1)
-	if org.IsKind(err, org.KindNotFound) {
+	if errs.Is(err, errs.NotFound) {
 		return nil, nil
 	}
 	if err != nil || limit == 1 {
@@ -127,7 +126,7 @@ func (s *Store) ChangeHead(ctx context.Context) (int64, error) {
 	}
 	n, err := d.seq()
 	if err != nil {
-		return 0, org.Wrap(org.KindInternal, err, "read change log head")
+		return 0, errs.Wrap(errs.Internal, err, "read change log head")
 	}
 	return n, nil
 }

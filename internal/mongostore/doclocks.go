@@ -9,7 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgservice/orgservice/internal/document"
-	"github.com/orgservice/orgservice/internal/org"
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // versionClaimDoc is a version claim (see document/versions.go).
@@ -18,18 +18,18 @@ type versionClaimDoc struct {
 	At  time.Time `bson:"at"`
 }
 
-// InsertClaim takes key; KindConflict when it is taken.
+// InsertClaim takes key; errs.Conflict when it is taken.
 func (s *Store) InsertClaim(ctx context.Context, key string, at time.Time) error {
 	_, err := s.db.Collection(versionsCollection).InsertOne(ctx, versionClaimDoc{Key: key, At: at})
 	return mapErr(err, "claim version")
 }
 
-// ClaimTime returns when key was taken; KindNotFound when it is free.
+// ClaimTime returns when key was taken; errs.NotFound when it is free.
 func (s *Store) ClaimTime(ctx context.Context, key string) (time.Time, error) {
 	var c versionClaimDoc
 	err := decodeOne(s.db.Collection(versionsCollection).FindOne(ctx, bson.D{{Key: "_id", Value: key}}), &c)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return time.Time{}, org.Errorf(org.KindNotFound, "no such claim")
+		return time.Time{}, errs.Errorf(errs.NotFound, "no such claim")
 	}
 	if err != nil {
 		return time.Time{}, mapErr(err, "read version claim")
@@ -51,7 +51,7 @@ type writerDoc struct {
 	ExpiresAt    time.Time `bson:"expires_at"`
 }
 
-// InsertRegistration stores r; KindConflict when its key exists.
+// InsertRegistration stores r; errs.Conflict when its key exists.
 func (s *Store) InsertRegistration(ctx context.Context, r document.Registration) error {
 	_, err := s.db.Collection(writersCollection).InsertOne(ctx, writerDoc{
 		Key: r.Key, OrgID: r.OrgID, RegisteredAt: r.RegisteredAt, ExpiresAt: r.ExpiresAt,
@@ -59,7 +59,7 @@ func (s *Store) InsertRegistration(ctx context.Context, r document.Registration)
 	return mapErr(err, "register writer")
 }
 
-// RenewRegistration moves key's expiry; KindNotFound when it is gone.
+// RenewRegistration moves key's expiry; errs.NotFound when it is gone.
 func (s *Store) RenewRegistration(ctx context.Context, key string, expires time.Time) error {
 	res, err := s.db.Collection(writersCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: key}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: "expires_at", Value: expires}}}})
@@ -67,7 +67,7 @@ func (s *Store) RenewRegistration(ctx context.Context, key string, expires time.
 		return mapErr(err, "renew writer registration")
 	}
 	if res.MatchedCount == 0 {
-		return org.Errorf(org.KindNotFound, "registration gone")
+		return errs.Errorf(errs.NotFound, "registration gone")
 	}
 	return nil
 }

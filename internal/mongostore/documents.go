@@ -10,7 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgservice/orgservice/internal/document"
-	"github.com/orgservice/orgservice/internal/org"
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Collections of the documents service, beside the organizations'.
@@ -24,15 +24,15 @@ const exportBatch = 500
 
 var _ document.Store = (*Store)(nil)
 
-func docNotFound() error { return org.Errorf(org.KindNotFound, "document not found") }
+func docNotFound() error { return errs.Errorf(errs.NotFound, "document not found") }
 
-// InsertDocument stores d in coll; KindConflict when coll holds its id.
+// InsertDocument stores d in coll; errs.Conflict when coll holds its id.
 func (s *Store) InsertDocument(ctx context.Context, coll string, d *document.Document) error {
 	_, err := s.db.Collection(coll).InsertOne(ctx, toStored(d))
 	return mapErr(err, "insert document")
 }
 
-// FindDocument returns the document id of coll; KindNotFound when none.
+// FindDocument returns the document id of coll; errs.NotFound when none.
 func (s *Store) FindDocument(ctx context.Context, coll, id string) (*document.Document, error) {
 	raw, err := s.db.Collection(coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
@@ -43,7 +43,7 @@ func (s *Store) FindDocument(ctx context.Context, coll, id string) (*document.Do
 	}
 	d, err := fromStored(raw)
 	if err != nil {
-		return nil, org.Wrap(org.KindInternal, err, "decode document")
+		return nil, errs.Wrap(errs.Internal, err, "decode document")
 	}
 	return d, nil
 }
@@ -92,7 +92,7 @@ func (s *Store) ListDocuments(ctx context.Context, coll string, q document.Query
 	for cur.Next(ctx) {
 		d, err := fromStored(cur.Current)
 		if err != nil {
-			return nil, org.Wrap(org.KindInternal, err, "decode document")
+			return nil, errs.Wrap(errs.Internal, err, "decode document")
 		}
 		out = append(out, d)
 	}
@@ -109,7 +109,7 @@ func (s *Store) EachDocument(ctx context.Context, coll string, fn func(*document
 	for cur.Next(ctx) {
 		d, err := fromStored(cur.Current)
 		if err != nil {
-			return org.Wrap(org.KindInternal, err, "decode document")
+			return errs.Wrap(errs.Internal, err, "decode document")
 		}
 		if err := fn(d); err != nil {
 			return err

@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -25,7 +26,7 @@ type leaseDoc struct {
 	ExpiresAt time.Time `bson:"expires_at"`
 }
 
-// Claim takes key for orgID; idempotent for the same orgID, KindConflict
+// Claim takes key for orgID; idempotent for the same orgID, errs.Conflict
 // when another holds it.
 func (s *Store) Claim(ctx context.Context, key, orgID string) error {
 	for range 2 {
@@ -39,13 +40,13 @@ func (s *Store) Claim(ctx context.Context, key, orgID string) error {
 		case err == nil && cur.OrgID == orgID:
 			return nil
 		case err == nil:
-			return org.Errorf(org.KindConflict, "already claimed")
+			return errs.Errorf(errs.Conflict, "already claimed")
 		case err != mongo.ErrNoDocuments:
 			return mapErr(err, "read claim")
 		}
 		// Released in between: try again.
 	}
-	return org.Errorf(org.KindConflict, "already claimed")
+	return errs.Errorf(errs.Conflict, "already claimed")
 }
 
 // Release gives key up if orgID holds it.
@@ -54,7 +55,7 @@ func (s *Store) Release(ctx context.Context, key, orgID string) error {
 	return mapErr(err, "release claim")
 }
 
-// ClaimByKey returns the claim of key; KindNotFound when nobody holds it.
+// ClaimByKey returns the claim of key; errs.NotFound when nobody holds it.
 func (s *Store) ClaimByKey(ctx context.Context, key string) (org.Claim, error) {
 	var d claimDoc
 	if err := decodeOne(s.claims.FindOne(ctx, bson.D{{Key: "_id", Value: key}}), &d); err != nil {
@@ -81,7 +82,7 @@ func (s *Store) Claims(ctx context.Context) ([]org.Claim, error) {
 }
 
 // AcquireLease takes the lease of orgID for owner, taking over an expired
-// one; KindBusy when another owner holds a live lease.
+// one; errs.Busy when another owner holds a live lease.
 //
 // Taking over deletes the expired lease by its exact owner and expiry and
 // inserts a new one; of several instances taking over at once, only one
@@ -101,7 +102,7 @@ func (s *Store) AcquireLease(ctx context.Context, orgID, owner string, ttl time.
 		case err != nil:
 			return mapErr(err, "read lease")
 		case cur.ExpiresAt.After(now):
-			return org.Errorf(org.KindBusy, "another operation on this organization is in progress; retry shortly")
+			return errs.Errorf(errs.Busy, "another operation on this organization is in progress; retry shortly")
 		}
 		_, err = s.leases.DeleteOne(ctx, bson.D{
 			{Key: "_id", Value: orgID}, {Key: "owner", Value: cur.Owner}, {Key: "expires_at", Value: cur.ExpiresAt},
@@ -110,10 +111,10 @@ func (s *Store) AcquireLease(ctx context.Context, orgID, owner string, ttl time.
 			return mapErr(err, "expire lease")
 		}
 	}
-	return org.Errorf(org.KindBusy, "another operation on this organization is in progress; retry shortly")
+	return errs.Errorf(errs.Busy, "another operation on this organization is in progress; retry shortly")
 }
 
-// RenewLease extends owner's lease; KindBusy when owner no longer holds it.
+// RenewLease extends owner's lease; errs.Busy when owner no longer holds it.
 func (s *Store) RenewLease(ctx context.Context, orgID, owner string, ttl time.Duration) error {
 	res, err := s.leases.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: orgID}, {Key: "owner", Value: owner}},
@@ -122,7 +123,7 @@ func (s *Store) RenewLease(ctx context.Context, orgID, owner string, ttl time.Du
 		return mapErr(err, "renew lease")
 	}
 	if res.MatchedCount == 0 {
-		return org.Errorf(org.KindBusy, "lease lost")
+		return errs.Errorf(errs.Busy, "lease lost")
 	}
 	return nil
 }

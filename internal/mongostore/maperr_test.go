@@ -4,10 +4,9 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/stretchr/testify/assert"
 	"go.mongodb.org/mongo-driver/v2/mongo"
-
-	"github.com/orgservice/orgservice/internal/org"
 )
 
 // A database too busy to take a write is unavailable (503, retry), never an
@@ -17,15 +16,15 @@ func TestMapErrBusyIsUnavailable(t *testing.T) {
 		Message: "[collection.go:135 sqlite.(*collection).InsertAll.func1] database is locked (5) (SQLITE_BUSY)"}
 	for name, tt := range map[string]struct {
 		err  error
-		want org.Kind
+		want errs.Kind
 	}{
-		"sqlite busy":          {locked, org.KindUnavailable},
-		"sqlite busy, wrapped": {errors.Join(errors.New("context"), locked), org.KindUnavailable},
-		"other internal error": {mongo.CommandError{Code: 1, Name: "InternalError", Message: "something else"}, org.KindInternal},
-		"duplicate key":        {mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000}}}, org.KindConflict},
+		"sqlite busy":          {locked, errs.Unavailable},
+		"sqlite busy, wrapped": {errors.Join(errors.New("context"), locked), errs.Unavailable},
+		"other internal error": {mongo.CommandError{Code: 1, Name: "InternalError", Message: "something else"}, errs.Internal},
+		"duplicate key":        {mongo.WriteException{WriteErrors: []mongo.WriteError{{Code: 11000}}}, errs.Conflict},
 	} {
 		t.Run(name, func(t *testing.T) {
-			assert.Equal(t, tt.want, org.ErrorKind(mapErr(tt.err, "op")))
+			assert.Equal(t, tt.want, errs.KindOf(mapErr(tt.err, "op")))
 		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -99,11 +100,11 @@ func (d *orgDoc) organization() *org.Organization {
 	return o
 }
 
-// InsertOrg stores o; KindConflict when its slug or email is taken.
+// InsertOrg stores o; errs.Conflict when its slug or email is taken.
 func (s *Store) InsertOrg(ctx context.Context, o *org.Organization) error {
 	id, err := bson.ObjectIDFromHex(o.ID)
 	if err != nil {
-		return org.Wrap(org.KindInternal, err, "invalid organization id")
+		return errs.Wrap(errs.Internal, err, "invalid organization id")
 	}
 	_, err = s.orgs.InsertOne(ctx, orgDoc{
 		ID: id, Name: o.Name, Slug: o.Slug, CollectionName: o.CollectionName,
@@ -122,11 +123,11 @@ func (s *Store) findOne(ctx context.Context, filter bson.D) (*org.Organization, 
 	return d.organization(), nil
 }
 
-// OrgByID returns the organization with id; KindNotFound when there is none.
+// OrgByID returns the organization with id; errs.NotFound when there is none.
 func (s *Store) OrgByID(ctx context.Context, id string) (*org.Organization, error) {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
-		return nil, org.Errorf(org.KindNotFound, "organization not found")
+		return nil, errs.Errorf(errs.NotFound, "organization not found")
 	}
 	return s.findOne(ctx, bson.D{{Key: "_id", Value: oid}})
 }
@@ -203,11 +204,11 @@ func (s *Store) CollectionsInUse(ctx context.Context) (map[string]bool, error) {
 	return used, nil
 }
 
-// UpdateOrg writes c; KindNotFound when the organization is gone.
+// UpdateOrg writes c; errs.NotFound when the organization is gone.
 func (s *Store) UpdateOrg(ctx context.Context, id string, c org.Changes) error {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
-		return org.Errorf(org.KindNotFound, "organization not found")
+		return errs.Errorf(errs.NotFound, "organization not found")
 	}
 	var set, unset bson.D
 	add := func(key string, v any) { set = append(set, bson.E{Key: key, Value: v}) }
@@ -262,7 +263,7 @@ func (s *Store) UpdateOrg(ctx context.Context, id string, c org.Changes) error {
 		return mapErr(err, "update organization")
 	}
 	if res.MatchedCount == 0 {
-		return org.Errorf(org.KindNotFound, "organization not found")
+		return errs.Errorf(errs.NotFound, "organization not found")
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -128,17 +129,17 @@ func mapErr(err error, op string) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, mongo.ErrNoDocuments):
-		return org.Errorf(org.KindNotFound, "organization not found")
+		return errs.Errorf(errs.NotFound, "organization not found")
 	case mongo.IsDuplicateKeyError(err):
-		return org.Wrap(org.KindConflict, err, "already exists")
+		return errs.Wrap(errs.Conflict, err, "already exists")
 	case unavailable(err):
-		return org.Wrap(org.KindUnavailable, err, "the database is unavailable")
+		return errs.Wrap(errs.Unavailable, err, "the database is unavailable")
 	}
-	var oe *org.Error
+	var oe *errs.Error
 	if errors.As(err, &oe) {
 		return err
 	}
-	return org.Wrap(org.KindInternal, err, op)
+	return errs.Wrap(errs.Internal, err, op)
 }
 
 func unavailable(err error) bool {

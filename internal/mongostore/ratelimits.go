@@ -76,8 +76,8 @@ func NewRateLimits(db *mongo.Database, log *slog.Logger) *RateLimits {
 
 // Take takes one of limit tokens of key under the limit name in the window
 // [start, end): allowed reports whether it got one, remaining how many the
-// window has left after it. Its errors are KindUnavailable when the database
-// cannot be reached in time and KindInternal otherwise. A failed Take lets no
+// window has left after it. Its errors are errs.Unavailable when the database
+// cannot be reached in time and errs.Internal otherwise. A failed Take lets no
 // request through; a slot its insert may still have taken stays unused, so
 // the window lets fewer requests through, never more.
 func (s *RateLimits) Take(ctx context.Context, name, key string, limit int, start, end time.Time) (allowed bool, remaining int, err error) {

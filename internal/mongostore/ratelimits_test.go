@@ -14,8 +14,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgservice/orgservice/internal/dbtest"
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/mongostore"
-	"github.com/orgservice/orgservice/internal/org"
 )
 
 var (
@@ -162,7 +162,7 @@ func TestRateLimitsUnavailable(t *testing.T) {
 	s := mongostore.NewRateLimits(client.Database("gone"), nil)
 	ok, _, err := s.Take(context.Background(), "write", "203.0.113.7", 5, win, winEnd)
 	assert.False(t, ok)
-	assert.True(t, org.IsKind(err, org.KindUnavailable), "%v", err)
+	assert.True(t, errs.Is(err, errs.Unavailable), "%v", err)
 }
 
 // BenchmarkRateLimitStoreTake is what a limited request costs its limiter.

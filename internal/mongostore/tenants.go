@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -58,7 +59,7 @@ func (s *Store) CountTenant(ctx context.Context, name string) (int64, error) {
 }
 
 // RenameTenant renames from to to with renameCollection, an O(1) change of
-// metadata. It never drops a target: KindConflict when to exists.
+// metadata. It never drops a target: errs.Conflict when to exists.
 func (s *Store) RenameTenant(ctx context.Context, from, to string) error {
 	db := s.db.Name()
 	err := s.db.Client().Database("admin").RunCommand(ctx, bson.D{
@@ -69,9 +70,9 @@ func (s *Store) RenameTenant(ctx context.Context, from, to string) error {
 	case 0:
 		return mapErr(err, "rename collection")
 	case 48: // NamespaceExists
-		return org.Wrap(org.KindConflict, err, "target collection exists")
+		return errs.Wrap(errs.Conflict, err, "target collection exists")
 	case 26: // NamespaceNotFound
-		return org.Wrap(org.KindNotFound, err, "source collection not found")
+		return errs.Wrap(errs.NotFound, err, "source collection not found")
 	default: // CommandNotFound, CommandNotSupported, IllegalOperation
 		return org.ErrRenameUnsupported
 	}

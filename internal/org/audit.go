@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"regexp"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // EventAction names what an audit event records.
@@ -140,19 +142,19 @@ type AuditPage struct {
 }
 
 // Audit reads a page of the principal's organization's audit log.
-// Errors: KindInvalid (limit or cursor), KindForbidden (a member),
-// KindUnauthorized, KindUnavailable.
+// Errors: errs.Invalid (limit or cursor), errs.Forbidden (a member),
+// errs.Unauthorized, errs.Unavailable.
 func (s *Service) Audit(ctx context.Context, p Principal, q AuditQuery) (AuditPage, error) {
 	if q.Limit == 0 {
 		q.Limit = DefaultAuditLimit
 	}
 	if q.Limit < 1 || q.Limit > MaxAuditLimit {
-		return AuditPage{}, &Error{Kind: KindInvalid, Message: "limit is out of range",
-			Fields: []FieldError{{Field: "limit", Message: fmt.Sprintf("must be from 1 to %d", MaxAuditLimit)}}}
+		return AuditPage{}, &errs.Error{Kind: errs.Invalid, Message: "limit is out of range",
+			Fields: []errs.FieldError{{Field: "limit", Message: fmt.Sprintf("must be from 1 to %d", MaxAuditLimit)}}}
 	}
 	if q.After != "" && !ValidEventID(q.After) {
-		return AuditPage{}, &Error{Kind: KindInvalid, Message: "after is not a cursor",
-			Fields: []FieldError{{Field: "after", Message: "must be the next of a previous page"}}}
+		return AuditPage{}, &errs.Error{Kind: errs.Invalid, Message: "after is not a cursor",
+			Fields: []errs.FieldError{{Field: "after", Message: "must be the next of a previous page"}}}
 	}
 	o, _, err := s.actingNow(ctx, p, ActReadAudit)
 	if err != nil {
@@ -172,7 +174,7 @@ func (s *Service) Audit(ctx context.Context, p Principal, q AuditQuery) (AuditPa
 
 // RecordLogin writes the event of a login as member m of o: succeeded, or
 // failed with a wrong password. Both carry the client's address. The
-// token is issued only once the event is written. Errors: KindUnavailable.
+// token is issued only once the event is written. Errors: errs.Unavailable.
 func (s *Service) RecordLogin(ctx context.Context, o *Organization, m *Member, ok bool) error {
 	action, details := EventLoginSucceeded, map[string]string{"ip": OriginOf(ctx).ClientIP}
 	if !ok {

@@ -4,12 +4,14 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Create registers a new organization with its admin and creates its tenant
 // collection. The name and the email are claimed by inserts under unique
 // keys, so of any number of concurrent creates of one name exactly one wins.
-// Errors: KindInvalid, KindConflict (name or email taken), KindUnavailable.
+// Errors: errs.Invalid, errs.Conflict (name or email taken), errs.Unavailable.
 func (s *Service) Create(ctx context.Context, in CreateInput) (*Organization, error) {
 	v, err := in.validate()
 	if err != nil {
@@ -17,7 +19,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Organization, er
 	}
 	hash, err := s.hasher.Hash(v.password)
 	if err != nil {
-		return nil, Wrap(KindInternal, err, "hash password")
+		return nil, errs.Wrap(errs.Internal, err, "hash password")
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	id := s.store.NewID()
@@ -130,15 +132,15 @@ func (s *Service) undoCreate(ctx context.Context, o *Organization) error {
 // the claim tried once more.
 func (s *Service) claim(ctx context.Context, key, orgID, conflict string) error {
 	err := s.store.Claim(ctx, key, orgID)
-	if !IsKind(err, KindConflict) {
+	if !errs.Is(err, errs.Conflict) {
 		return err
 	}
 	if settled, serr := s.settleClaim(ctx, key); serr != nil || !settled {
-		return Errorf(KindConflict, "%s", conflict)
+		return errs.Errorf(errs.Conflict, "%s", conflict)
 	}
 	if err := s.store.Claim(ctx, key, orgID); err != nil {
-		if IsKind(err, KindConflict) {
-			return Errorf(KindConflict, "%s", conflict)
+		if errs.Is(err, errs.Conflict) {
+			return errs.Errorf(errs.Conflict, "%s", conflict)
 		}
 		return err
 	}

@@ -6,19 +6,21 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Delete removes the principal's own organization: it is marked deleting
 // (its members' tokens die at once), its collection is dropped, its metadata
 // removed, and its name and every member's email freed. name must resolve to the principal's
-// organization, and the principal its owner. Errors: KindInvalid (blank
-// name), KindForbidden (another organization's name, existing or not, or
-// not an owner), KindBusy, KindUnauthorized
-// (organization gone), KindUnavailable.
+// organization, and the principal its owner. Errors: errs.Invalid (blank
+// name), errs.Forbidden (another organization's name, existing or not, or
+// not an owner), errs.Busy, errs.Unauthorized
+// (organization gone), errs.Unavailable.
 func (s *Service) Delete(ctx context.Context, p Principal, name string) error {
 	if strings.TrimSpace(name) == "" {
-		return &Error{Kind: KindInvalid, Message: "organization_name is required",
-			Fields: []FieldError{{Field: "organization_name", Message: "must not be blank"}}}
+		return &errs.Error{Kind: errs.Invalid, Message: "organization_name is required",
+			Fields: []errs.FieldError{{Field: "organization_name", Message: "must not be blank"}}}
 	}
 	slug := Slug(name)
 	return s.detached(ctx, func(ctx context.Context) error {
@@ -28,11 +30,11 @@ func (s *Service) Delete(ctx context.Context, p Principal, name string) error {
 				return err
 			}
 			if o.Slug != slug {
-				return Errorf(KindForbidden, "a token may only delete its own organization")
+				return errs.Errorf(errs.Forbidden, "a token may only delete its own organization")
 			}
 			me := MemberByID(o, p.MemberID)
 			if me == nil {
-				return Errorf(KindUnauthorized, "the token's member no longer exists")
+				return errs.Errorf(errs.Unauthorized, "the token's member no longer exists")
 			}
 			if err := Authorize(me.Role, ActDeleteOrg); err != nil {
 				return err
@@ -106,11 +108,11 @@ func (s *Service) releaseAll(ctx context.Context, o *Organization) error {
 	if p := o.Pending; p != nil && p.NewEmail != "" {
 		keys = append(keys, emailKey(p.NewEmail))
 	}
-	var errs []error
+	var failed []error
 	for _, k := range keys {
 		if err := s.store.Release(ctx, k, o.ID); err != nil {
-			errs = append(errs, err)
+			failed = append(failed, err)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(failed...)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orgservice/orgservice/internal/document"
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -102,7 +103,7 @@ func TestDocumentsSurviveRenameCrashAtEveryStep(t *testing.T) {
 				if _, err := docs.Create(ctx, p, data); err == nil {
 					require.NoError(t, docs.Delete(ctx, p, "during", document.Match{}))
 				} else {
-					assert.True(t, org.IsKind(err, org.KindBusy), "a write during the rename is refused: %v", err)
+					assert.True(t, errs.Is(err, errs.Busy), "a write during the rename is refused: %v", err)
 				}
 			}
 
@@ -164,7 +165,7 @@ func TestRenameWaitsForAnotherProcessesDocumentWrites(t *testing.T) {
 							mu.Lock()
 							confirmed = append(confirmed, id)
 							mu.Unlock()
-						case org.IsKind(err, org.KindBusy):
+						case errs.Is(err, errs.Busy):
 							time.Sleep(5 * time.Millisecond)
 						default:
 							t.Errorf("write %s: %v", id, err)

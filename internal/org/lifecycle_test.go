@@ -19,6 +19,7 @@ import (
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/dbtest"
 	"github.com/orgservice/orgservice/internal/directory"
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
 )
@@ -316,7 +317,7 @@ func TestRenameSurvivesCrashAtEveryStep(t *testing.T) {
 				assert.Equal(t, []string{"org.created"}, f.actions(o.ID), "a rename given up before its intent records nothing")
 			}
 			_, err = next.Get(context.Background(), other)
-			assert.True(t, org.IsKind(err, org.KindNotFound), "other name must not resolve: %v", err)
+			assert.True(t, errs.Is(err, errs.NotFound), "other name must not resolve: %v", err)
 			n, err := next.Create(context.Background(), createInput(other, otherEmail))
 			require.NoError(t, err, "the name not held must be free")
 			assert.Empty(t, f.ids(n.CollectionName))
@@ -351,7 +352,7 @@ func TestDeleteSurvivesCrashAtEveryStep(t *testing.T) {
 			require.ErrorIs(t, err, errCrash)
 			// Marked deleting: the organization is gone for readers and tokens at once.
 			_, err := svc.ByID(context.Background(), o.ID)
-			assert.True(t, org.IsKind(err, org.KindNotFound), "a deleting organization must not authenticate: %v", err)
+			assert.True(t, errs.Is(err, errs.NotFound), "a deleting organization must not authenticate: %v", err)
 		}
 
 		next := f.recover(org.StrategyAuto)

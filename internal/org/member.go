@@ -3,6 +3,8 @@ package org
 import (
 	"slices"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Role is what a member may do in their organization.
@@ -150,14 +152,14 @@ var policy = map[Action][]Role{
 	ActReadAudit:    {RoleOwner, RoleAdmin},
 }
 
-// Authorize returns nil when role may do a, and KindForbidden otherwise.
+// Authorize returns nil when role may do a, and errs.Forbidden otherwise.
 // Which members an admin may act on (not owners) is checked by the member
 // operations themselves.
 func Authorize(role Role, a Action) error {
 	if slices.Contains(policy[a], role) {
 		return nil
 	}
-	return Errorf(KindForbidden, "the %s role may not %s", roleName(role), a)
+	return errs.Errorf(errs.Forbidden, "the %s role may not %s", roleName(role), a)
 }
 
 func roleName(r Role) string {

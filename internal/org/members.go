@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // AddMemberInput is a new member of the principal's organization.
@@ -20,25 +22,25 @@ type SelfUpdate struct {
 	Password *string
 }
 
-func memberNotFound() error { return Errorf(KindNotFound, "member not found") }
+func memberNotFound() error { return errs.Errorf(errs.NotFound, "member not found") }
 
 func lastOwner() error {
-	return Errorf(KindConflict, "an organization must keep at least one owner: make another member owner first")
+	return errs.Errorf(errs.Conflict, "an organization must keep at least one owner: make another member owner first")
 }
 
 // acting returns the principal as o's member now, allowed to do a.
-// KindUnauthorized when the member is gone, KindForbidden when its role
+// errs.Unauthorized when the member is gone, errs.Forbidden when its role
 // (read afresh) may not do a.
 func acting(o *Organization, p Principal, a Action) (*Member, error) {
 	me := MemberByID(o, p.MemberID)
 	if me == nil {
-		return nil, Errorf(KindUnauthorized, "the token's member is no longer in the organization")
+		return nil, errs.Errorf(errs.Unauthorized, "the token's member is no longer in the organization")
 	}
 	return me, Authorize(me.Role, a)
 }
 
 // Members lists the principal's organization's members, from the directory.
-// Errors: KindForbidden (a member), KindUnauthorized, KindUnavailable.
+// Errors: errs.Forbidden (a member), errs.Unauthorized, errs.Unavailable.
 func (s *Service) Members(ctx context.Context, p Principal) ([]Member, error) {
 	o, _, err := s.actingNow(ctx, p, ActListMembers)
 	if err != nil {
@@ -47,7 +49,7 @@ func (s *Service) Members(ctx context.Context, p Principal) ([]Member, error) {
 	return slices.Clone(MembersOf(o)), nil
 }
 
-// Me returns the principal as a member. Errors: KindUnauthorized, KindUnavailable.
+// Me returns the principal as a member. Errors: errs.Unauthorized, errs.Unavailable.
 func (s *Service) Me(ctx context.Context, p Principal) (*Member, error) {
 	_, me, err := s.actingNow(ctx, p, ActSelf)
 	if err != nil {
@@ -57,12 +59,12 @@ func (s *Service) Me(ctx context.Context, p Principal) (*Member, error) {
 }
 
 // actingNow is acting on the principal's organization as the directory
-// holds it now. Errors: KindUnauthorized (organization or member gone),
-// KindForbidden, KindUnavailable.
+// holds it now. Errors: errs.Unauthorized (organization or member gone),
+// errs.Forbidden, errs.Unavailable.
 func (s *Service) actingNow(ctx context.Context, p Principal, a Action) (*Organization, *Member, error) {
 	o, err := s.ByID(ctx, p.OrgID)
-	if IsKind(err, KindNotFound) {
-		return nil, nil, Errorf(KindUnauthorized, "the organization no longer exists")
+	if errs.Is(err, errs.NotFound) {
+		return nil, nil, errs.Errorf(errs.Unauthorized, "the organization no longer exists")
 	}
 	if err != nil {
 		return nil, nil, err
@@ -102,9 +104,9 @@ func (s *Service) memberWrite(ctx context.Context, p Principal, fn func(ctx cont
 
 // AddMember adds a member to the principal's organization. Its email is
 // claimed service-wide first, then the member is written; an admin may
-// not add an owner. Errors: KindInvalid (fields, or MaxMembers reached),
-// KindForbidden, KindConflict (email taken anywhere), KindBusy,
-// KindUnauthorized, KindUnavailable.
+// not add an owner. Errors: errs.Invalid (fields, or MaxMembers reached),
+// errs.Forbidden, errs.Conflict (email taken anywhere), errs.Busy,
+// errs.Unauthorized, errs.Unavailable.
 func (s *Service) AddMember(ctx context.Context, p Principal, in AddMemberInput) (*Member, error) {
 	var fe fieldErrors
 	email := checkEmail(&fe, "email", in.Email)
@@ -115,7 +117,7 @@ func (s *Service) AddMember(ctx context.Context, p Principal, in AddMemberInput)
 	}
 	hash, err := s.hasher.Hash(in.Password)
 	if err != nil {
-		return nil, Wrap(KindInternal, err, "hash password")
+		return nil, errs.Wrap(errs.Internal, err, "hash password")
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	m := Member{ID: s.store.NewID(), Email: email, PasswordHash: hash, Role: in.Role, CreatedAt: now, UpdatedAt: now}
@@ -125,11 +127,11 @@ func (s *Service) AddMember(ctx context.Context, p Principal, in AddMemberInput)
 			return nil, Event{}, err
 		}
 		if m.Role == RoleOwner && me.Role != RoleOwner {
-			return nil, Event{}, Errorf(KindForbidden, "an admin may not add an owner")
+			return nil, Event{}, errs.Errorf(errs.Forbidden, "an admin may not add an owner")
 		}
 		if len(ms) >= MaxMembers {
-			return nil, Event{}, &Error{Kind: KindInvalid, Message: "the organization has the most members it may have",
-				Fields: []FieldError{{Field: "", Message: "at most 1000 members"}}}
+			return nil, Event{}, &errs.Error{Kind: errs.Invalid, Message: "the organization has the most members it may have",
+				Fields: []errs.FieldError{{Field: "", Message: "at most 1000 members"}}}
 		}
 		if err := s.claimEmail(ctx, o, m.Email); err != nil {
 			return nil, Event{}, err
@@ -147,9 +149,9 @@ func (s *Service) AddMember(ctx context.Context, p Principal, in AddMemberInput)
 }
 
 // SetRole changes member id's role; only an owner may. The last owner
-// cannot be demoted. Errors: KindInvalid, KindForbidden, KindNotFound (no
-// such member in the organization), KindConflict (last owner), KindBusy,
-// KindUnauthorized, KindUnavailable.
+// cannot be demoted. Errors: errs.Invalid, errs.Forbidden, errs.NotFound (no
+// such member in the organization), errs.Conflict (last owner), errs.Busy,
+// errs.Unauthorized, errs.Unavailable.
 func (s *Service) SetRole(ctx context.Context, p Principal, id string, role Role) (*Member, error) {
 	var fe fieldErrors
 	checkRole(&fe, role)
@@ -188,8 +190,8 @@ func (s *Service) SetRole(ctx context.Context, p Principal, id string, role Role
 // RemoveMember removes member id from the principal's organization: its
 // tokens are refused from the next request on, and its email is freed. An
 // admin may remove members and admins, only an owner an owner; the last
-// owner cannot be removed. Errors: KindForbidden, KindNotFound,
-// KindConflict (last owner), KindBusy, KindUnauthorized, KindUnavailable.
+// owner cannot be removed. Errors: errs.Forbidden, errs.NotFound,
+// errs.Conflict (last owner), errs.Busy, errs.Unauthorized, errs.Unavailable.
 func (s *Service) RemoveMember(ctx context.Context, p Principal, id string) error {
 	var gone Member
 	err := s.memberWrite(ctx, p, func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error) {
@@ -202,7 +204,7 @@ func (s *Service) RemoveMember(ctx context.Context, p Principal, id string) erro
 			return nil, Event{}, memberNotFound()
 		}
 		if ms[i].Role == RoleOwner && me.Role != RoleOwner {
-			return nil, Event{}, Errorf(KindForbidden, "an admin may not remove an owner")
+			return nil, Event{}, errs.Errorf(errs.Forbidden, "an admin may not remove an owner")
 		}
 		if ms[i].Role == RoleOwner && countOwners(ms) == 1 {
 			return nil, Event{}, lastOwner()
@@ -222,8 +224,8 @@ func (s *Service) RemoveMember(ctx context.Context, p Principal, id string) erro
 
 // UpdateMe changes the principal's own email or password; the principal's
 // tokens issued before die, nobody else's. Their own email again changes
-// nothing, as PUT /org/update does. Errors: KindInvalid,
-// KindConflict (email taken), KindBusy, KindUnauthorized, KindUnavailable.
+// nothing, as PUT /org/update does. Errors: errs.Invalid,
+// errs.Conflict (email taken), errs.Busy, errs.Unauthorized, errs.Unavailable.
 func (s *Service) UpdateMe(ctx context.Context, p Principal, in SelfUpdate) (*Member, error) {
 	var fe fieldErrors
 	var email string
@@ -245,7 +247,7 @@ func (s *Service) UpdateMe(ctx context.Context, p Principal, in SelfUpdate) (*Me
 	if in.Password != nil {
 		var err error
 		if hash, err = s.hasher.Hash(*in.Password); err != nil {
-			return nil, Wrap(KindInternal, err, "hash password")
+			return nil, errs.Wrap(errs.Internal, err, "hash password")
 		}
 	}
 	var out Member
@@ -289,7 +291,7 @@ func checkRole(fe *fieldErrors, r Role) {
 // o holds it, so another member of o with that email is a conflict too.
 func (s *Service) claimEmail(ctx context.Context, o *Organization, email string) error {
 	if MemberByEmail(o, email) != nil {
-		return Errorf(KindConflict, "this email is already registered")
+		return errs.Errorf(errs.Conflict, "this email is already registered")
 	}
 	return s.claim(ctx, emailKey(email), o.ID, "this email is already registered")
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // MigrateMembers stores the members of every organization written before
@@ -11,18 +13,18 @@ import (
 // id, with its password hash and token version (tokens issued before keep
 // working). Reads already see them so (MembersOf); this makes it durable.
 // It is idempotent, and skips an organization another operation holds,
-// which a later start migrates. Errors: KindUnavailable, KindInternal.
+// which a later start migrates. Errors: errs.Unavailable, errs.Internal.
 func (s *Service) MigrateMembers(ctx context.Context) error {
 	ids, err := s.store.Unmigrated(ctx)
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var failed []error
 	for _, id := range ids {
 		err := s.withLease(ctx, id, func(ctx context.Context) error {
 			o, err := s.store.OrgByID(ctx, id)
 			if err != nil {
-				if IsKind(err, KindNotFound) {
+				if errs.Is(err, errs.NotFound) {
 					return nil
 				}
 				return err
@@ -34,13 +36,13 @@ func (s *Service) MigrateMembers(ctx context.Context) error {
 			return s.store.UpdateOrg(ctx, id, withMembers(Changes{UpdatedAt: o.UpdatedAt}, ms))
 		})
 		switch {
-		case IsKind(err, KindBusy):
+		case errs.Is(err, errs.Busy):
 			s.log.Info("members migration: organization busy, left for later", slog.String("org_id", id))
 		case err != nil:
-			errs = append(errs, err)
+			failed = append(failed, err)
 		default:
 			s.log.Info("members migration: admin is now owner", slog.String("org_id", id))
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(failed...)
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -86,5 +87,5 @@ func TestMigrateMembers(t *testing.T) {
 	_, err = svc.Update(ctx, p, org.UpdateInput{Password: strp("password-2")})
 	require.NoError(t, err)
 	_, err = authn.Authenticate(ctx, oldToken)
-	assert.True(t, org.IsKind(err, org.KindUnauthorized), "a password change revokes the old token: %v", err)
+	assert.True(t, errs.Is(err, errs.Unauthorized), "a password change revokes the old token: %v", err)
 }

@@ -9,12 +9,13 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
 // race runs fns at once and returns their errors.
 func race(fns ...func() error) []error {
-	errs := make([]error, len(fns))
+	failed := make([]error, len(fns))
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for i, fn := range fns {
@@ -22,28 +23,28 @@ func race(fns ...func() error) []error {
 		go func() {
 			defer wg.Done()
 			<-start
-			errs[i] = fn()
+			failed[i] = fn()
 		}()
 	}
 	close(start)
 	wg.Wait()
-	return errs
+	return failed
 }
 
 // oneWins asserts that exactly one error is nil and every other is a 409 kind.
-func oneWins(t *testing.T, errs []error) int {
+func oneWins(t *testing.T, failed []error) int {
 	t.Helper()
 	winner := -1
-	for i, err := range errs {
+	for i, err := range failed {
 		if err == nil {
 			assert.Equal(t, -1, winner, "more than one winner")
 			winner = i
 			continue
 		}
-		k := org.ErrorKind(err)
-		assert.True(t, k == org.KindBusy || k == org.KindConflict || k == org.KindUnauthorized, "loser %d: %v", i, err)
+		k := errs.KindOf(err)
+		assert.True(t, k == errs.Busy || k == errs.Conflict || k == errs.Unauthorized, "loser %d: %v", i, err)
 	}
-	require.NotEqual(t, -1, winner, "no winner: %v", errs)
+	require.NotEqual(t, -1, winner, "no winner: %v", failed)
 	return winner
 }
 
@@ -56,7 +57,7 @@ func TestRaceTwoInstancesRenameOneOrganization(t *testing.T) {
 			require.NoError(t, err)
 			want := f.seed(o.CollectionName, 200)
 
-			errs := race(
+			failed := race(
 				func() error {
 					_, err := a.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Alpha")})
 					return err
@@ -66,9 +67,9 @@ func TestRaceTwoInstancesRenameOneOrganization(t *testing.T) {
 					return err
 				},
 			)
-			for _, err := range errs {
+			for _, err := range failed {
 				if err != nil {
-					assert.True(t, org.IsKind(err, org.KindBusy), "the loser is told another operation is in progress: %v", err)
+					assert.True(t, errs.Is(err, errs.Busy), "the loser is told another operation is in progress: %v", err)
 				}
 			}
 			orgs := f.settledInvariants()
@@ -85,7 +86,7 @@ func TestRaceRenameAgainstDelete(t *testing.T) {
 	require.NoError(t, err)
 	want := f.seed(o.CollectionName, 100)
 
-	errs := race(
+	failed := race(
 		func() error {
 			_, err := a.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Renamed")})
 			return err
@@ -97,13 +98,13 @@ func TestRaceRenameAgainstDelete(t *testing.T) {
 	// longer the token's own), or one of them found the other in progress.
 	orgs := f.settledInvariants()
 	switch {
-	case errs[1] == nil:
+	case failed[1] == nil:
 		assert.Empty(t, orgs, "deleted")
-		assert.Error(t, errs[0])
+		assert.Error(t, failed[0])
 	case len(orgs) == 1:
 		assert.Equal(t, want, f.ids(orgs[0].CollectionName), "documents intact in the one collection")
 	default:
-		t.Fatalf("unexpected outcome: %v, %d organizations", errs, len(orgs))
+		t.Fatalf("unexpected outcome: %v, %d organizations", failed, len(orgs))
 	}
 }
 
@@ -116,7 +117,7 @@ func TestRaceTwoOrganizationsRenameToOneName(t *testing.T) {
 	require.NoError(t, err)
 	want1, want2 := f.seed(o1.CollectionName, 60), f.seed(o2.CollectionName, 70)
 
-	errs := race(
+	failed := race(
 		func() error {
 			_, err := a.Update(context.Background(), principal(o1), org.UpdateInput{Name: strp("Target")})
 			return err
@@ -126,10 +127,10 @@ func TestRaceTwoOrganizationsRenameToOneName(t *testing.T) {
 			return err
 		},
 	)
-	w := oneWins(t, errs)
-	for _, err := range errs {
+	w := oneWins(t, failed)
+	for _, err := range failed {
 		if err != nil {
-			assert.True(t, org.IsKind(err, org.KindConflict), "%v", err)
+			assert.True(t, errs.Is(err, errs.Conflict), "%v", err)
 		}
 	}
 	f.settledInvariants()
@@ -176,7 +177,7 @@ func TestLiveOperationIsNotTakenOver(t *testing.T) {
 	require.NoError(t, err, "reads work during a pending rename")
 	assert.Equal(t, o.ID, got.ID)
 	_, err = other.Update(context.Background(), principal(o), org.UpdateInput{Password: strp("another-pass")})
-	assert.True(t, org.IsKind(err, org.KindBusy), "writes are refused while an operation runs: %v", err)
+	assert.True(t, errs.Is(err, errs.Busy), "writes are refused while an operation runs: %v", err)
 
 	close(proceed)
 	require.NoError(t, <-done)

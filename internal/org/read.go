@@ -3,17 +3,19 @@ package org
 import (
 	"context"
 	"strings"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Get returns the organization whose name has the same slug as name, from
 // the directory: no database read. An organization being created or deleted
 // is not found; one with a pending rename is served as its metadata stands,
 // and its operation is nudged on.
-// Errors: KindInvalid (blank name), KindNotFound, KindUnavailable.
+// Errors: errs.Invalid (blank name), errs.NotFound, errs.Unavailable.
 func (s *Service) Get(ctx context.Context, name string) (*Organization, error) {
 	if strings.TrimSpace(name) == "" {
-		return nil, &Error{Kind: KindInvalid, Message: "organization_name is required",
-			Fields: []FieldError{{Field: "organization_name", Message: "must not be blank"}}}
+		return nil, &errs.Error{Kind: errs.Invalid, Message: "organization_name is required",
+			Fields: []errs.FieldError{{Field: "organization_name", Message: "must not be blank"}}}
 	}
 	slug := Slug(name)
 	if slug == "" || len(slug) > MaxSlugBytes {
@@ -23,13 +25,13 @@ func (s *Service) Get(ctx context.Context, name string) (*Organization, error) {
 }
 
 // ByEmail returns the active organization whose admin has email.
-// Errors: KindNotFound, KindUnavailable.
+// Errors: errs.NotFound, errs.Unavailable.
 func (s *Service) ByEmail(ctx context.Context, email string) (*Organization, error) {
 	return s.active(s.dir.ByEmail(NormalizeEmail(email)))
 }
 
 // ByID returns the active organization with id.
-// Errors: KindNotFound, KindUnavailable.
+// Errors: errs.NotFound, errs.Unavailable.
 func (s *Service) ByID(ctx context.Context, id string) (*Organization, error) {
 	return s.active(s.dir.ByID(id))
 }
@@ -38,7 +40,7 @@ func (s *Service) ByID(ctx context.Context, id string) (*Organization, error) {
 // directory and returns it: for a token younger than the directory's bound,
 // which may name an organization, member or token version another instance
 // wrote and this one has not followed yet.
-// Errors: KindNotFound, KindUnavailable.
+// Errors: errs.NotFound, errs.Unavailable.
 func (s *Service) Reread(ctx context.Context, id string) (*Organization, error) {
 	if err := s.dir.Refresh(ctx, id); err != nil {
 		return nil, err
@@ -59,4 +61,4 @@ func (s *Service) active(o *Organization, err error) (*Organization, error) {
 	return o, nil
 }
 
-func notFound() error { return Errorf(KindNotFound, "organization not found") }
+func notFound() error { return errs.Errorf(errs.NotFound, "organization not found") }

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // resume completes or rolls back whatever operation o was left in. The
@@ -38,7 +40,7 @@ func (s *Service) resume(ctx context.Context, o *Organization) error {
 // operation holds the lease.
 func (s *Service) settle(ctx context.Context, id string) error {
 	o, err := s.store.OrgByID(ctx, id)
-	if IsKind(err, KindNotFound) || err == nil && o.Settled() {
+	if errs.Is(err, errs.NotFound) || err == nil && o.Settled() {
 		return nil
 	}
 	if err != nil {
@@ -47,14 +49,14 @@ func (s *Service) settle(ctx context.Context, id string) error {
 	err = s.withLease(ctx, id, func(ctx context.Context) error {
 		o, err := s.store.OrgByID(ctx, id)
 		if err != nil {
-			if IsKind(err, KindNotFound) {
+			if errs.Is(err, errs.NotFound) {
 				return nil
 			}
 			return err
 		}
 		return s.resume(ctx, o)
 	})
-	if IsKind(err, KindBusy) {
+	if errs.Is(err, errs.Busy) {
 		return nil
 	}
 	return err
@@ -64,7 +66,7 @@ func (s *Service) settle(ctx context.Context, id string) error {
 // operation left behind when it crashed, and releases it. A live lease is left alone.
 func (s *Service) clearLease(ctx context.Context, id string) error {
 	err := s.withLease(ctx, id, func(context.Context) error { return nil })
-	if IsKind(err, KindBusy) {
+	if errs.Is(err, errs.Busy) {
 		return nil
 	}
 	return err
@@ -100,7 +102,7 @@ func (s *Service) nudge(o *Organization) {
 // now). It reports whether the key may be free.
 func (s *Service) settleClaim(ctx context.Context, key string) (bool, error) {
 	c, err := s.store.ClaimByKey(ctx, key)
-	if IsKind(err, KindNotFound) {
+	if errs.Is(err, errs.NotFound) {
 		return true, nil
 	}
 	if err != nil {
@@ -113,7 +115,7 @@ func (s *Service) settleClaim(ctx context.Context, key string) (bool, error) {
 func (s *Service) settleHeld(ctx context.Context, c Claim) (bool, error) {
 	o, err := s.store.OrgByID(ctx, c.OrgID)
 	switch {
-	case IsKind(err, KindNotFound):
+	case errs.Is(err, errs.NotFound):
 		if time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
 			return false, nil // an operation may be about to record it
 		}
@@ -153,15 +155,15 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var errs []error
+	var failed []error
 	for _, o := range orgs {
 		if err := s.settle(ctx, o.ID); err != nil {
-			errs = append(errs, err)
+			failed = append(failed, err)
 		}
 	}
 	claims, err := s.store.Claims(ctx)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return errors.Join(append(failed, err)...)
 	}
 	// One read of every organization, so that the claims their settled
 	// holders still use — nearly all of them — cost no lookup each: a pass
@@ -169,7 +171,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	// reads the whole collection).
 	all, err := s.store.Orgs(ctx)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return errors.Join(append(failed, err)...)
 	}
 	settled := make(map[string]*Organization, len(all))
 	for _, o := range all {
@@ -185,11 +187,11 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			continue // in use; one that may not be is checked against its holder read afresh
 		}
 		if _, err := s.settleHeld(ctx, c); err != nil {
-			errs = append(errs, err)
+			failed = append(failed, err)
 		}
 	}
-	errs = append(errs, s.dropOrphans(ctx))
-	return errors.Join(errs...)
+	failed = append(failed, s.dropOrphans(ctx))
+	return errors.Join(failed...)
 }
 
 // dropOrphans drops tenant collections no metadata refers to: leftovers of
@@ -232,14 +234,14 @@ func (s *Service) dropOrphans(ctx context.Context) error {
 // unfinished operation, and clears leases left behind: the periodic pass,
 // whose database work is proportional to them, not to the organizations.
 func (s *Service) settleUnsettled(ctx context.Context) error {
-	var errs []error
+	var failed []error
 	for _, id := range s.dir.Unsettled() {
-		errs = append(errs, s.settle(ctx, id))
+		failed = append(failed, s.settle(ctx, id))
 	}
 	for _, id := range s.dir.Lingering() {
-		errs = append(errs, s.clearLease(ctx, id))
+		failed = append(failed, s.clearLease(ctx, id))
 	}
-	return errors.Join(errs...)
+	return errors.Join(failed...)
 }
 
 // RunReconciler runs a full Reconcile now and every fullEvery, and settles

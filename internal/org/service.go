@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Strategy is how a rename moves a tenant collection.
@@ -67,7 +69,7 @@ type Observer interface {
 // Writers holds a rename or delete back until no write to the
 // organization's tenant collection can land any more. Quiesce is called
 // after the operation's intent is written and before its collection is
-// moved or dropped; it returns KindBusy when writers do not drain in time.
+// moved or dropped; it returns errs.Busy when writers do not drain in time.
 type Writers interface {
 	Quiesce(ctx context.Context, orgID string) error
 }
@@ -136,7 +138,7 @@ func (s *Service) Wait(ctx context.Context) error {
 	}
 }
 
-// Ping checks that the database answers; KindUnavailable when it does not.
+// Ping checks that the database answers; errs.Unavailable when it does not.
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // halted marks an operation stopped by the AfterStep seam: nothing may run
@@ -181,7 +183,7 @@ func (s *Service) detached(ctx context.Context, fn func(context.Context) error) 
 }
 
 // withLease runs fn holding the lease of orgID, renewing it while fn runs.
-// KindBusy when another live operation holds it. A halted fn leaves the lease
+// errs.Busy when another live operation holds it. A halted fn leaves the lease
 // in place, to expire like a crashed process's.
 func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.Context) error) error {
 	// Each acquisition has an owner name of its own, so that two operations
@@ -210,7 +212,7 @@ func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.C
 			case <-stop:
 				return
 			case <-t.C:
-				if err := s.store.RenewLease(ctx, orgID, owner, s.cfg.LeaseTTL); err != nil && IsKind(err, KindBusy) {
+				if err := s.store.RenewLease(ctx, orgID, owner, s.cfg.LeaseTTL); err != nil && errs.Is(err, errs.Busy) {
 					cancel(err) // someone took over: stop before doing any more
 					return
 				}
@@ -231,7 +233,7 @@ func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.C
 }
 
 func busy() error {
-	return Errorf(KindBusy, "another operation on this organization is in progress; retry shortly")
+	return errs.Errorf(errs.Busy, "another operation on this organization is in progress; retry shortly")
 }
 
 // recorded is the store as the service writes it: each metadata write is

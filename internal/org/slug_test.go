@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -93,6 +94,6 @@ func TestNamesWithControlCharactersAreInvalid(t *testing.T) {
 	svc := org.NewService(nil, nil, nil, org.Config{}, nil)
 	for _, name := range []string{"Acme\x00Corp", "Acme\nCorp", "Acme\u0085Corp", "Acme\x1bCorp"} {
 		_, err := svc.Create(context.Background(), org.CreateInput{Name: name, Email: "a@example.com", Password: "password-1"})
-		require.True(t, org.IsKind(err, org.KindInvalid), "%q: %v", name, err)
+		require.True(t, errs.Is(err, errs.Invalid), "%q: %v", name, err)
 	}
 }

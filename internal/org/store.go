@@ -3,11 +3,13 @@ package org
 import (
 	"context"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Store is the storage the service needs, one interface per concern.
 // Implementations translate their driver's errors into this package's kinds:
-// KindNotFound, KindConflict, KindUnavailable, and KindInternal for the rest.
+// errs.NotFound, errs.Conflict, errs.Unavailable, and errs.Internal for the rest.
 //
 // Exclusion never relies on a guarded update: names, leases and change-log
 // numbers are taken by inserting a document under a unique key, the one write
@@ -27,11 +29,11 @@ type Store interface {
 // NameClaims hold every organization name and admin email for one organization.
 type NameClaims interface {
 	// Claim takes key ("slug/…" or "email/…") for orgID. It is idempotent
-	// for the same orgID and returns KindConflict when another holds the key.
+	// for the same orgID and returns errs.Conflict when another holds the key.
 	Claim(ctx context.Context, key, orgID string) error
 	// Release gives key up, if orgID holds it.
 	Release(ctx context.Context, key, orgID string) error
-	// ClaimByKey returns the claim of key; KindNotFound when nobody holds it.
+	// ClaimByKey returns the claim of key; errs.NotFound when nobody holds it.
 	ClaimByKey(ctx context.Context, key string) (Claim, error)
 	// Claims lists every claim.
 	Claims(ctx context.Context) ([]Claim, error)
@@ -40,10 +42,10 @@ type NameClaims interface {
 // Leases give one operation at a time an organization.
 type Leases interface {
 	// AcquireLease takes the lease of orgID for owner until ttl from now,
-	// taking over a lease that has expired. KindBusy when another owner holds
+	// taking over a lease that has expired. errs.Busy when another owner holds
 	// a live lease.
 	AcquireLease(ctx context.Context, orgID, owner string, ttl time.Duration) error
-	// RenewLease extends a lease owner holds; KindBusy when it was lost.
+	// RenewLease extends a lease owner holds; errs.Busy when it was lost.
 	RenewLease(ctx context.Context, orgID, owner string, ttl time.Duration) error
 	// ReleaseLease removes the lease if owner holds it.
 	ReleaseLease(ctx context.Context, orgID, owner string) error
@@ -53,9 +55,9 @@ type Leases interface {
 type Metadata interface {
 	// NewID returns a fresh organization id.
 	NewID() string
-	// InsertOrg stores a new organization; KindConflict when its slug or email is taken.
+	// InsertOrg stores a new organization; errs.Conflict when its slug or email is taken.
 	InsertOrg(ctx context.Context, o *Organization) error
-	// OrgByID returns KindNotFound when there is none.
+	// OrgByID returns errs.NotFound when there is none.
 	OrgByID(ctx context.Context, id string) (*Organization, error)
 	// Unsettled lists organizations that are not Settled.
 	Unsettled(ctx context.Context) ([]*Organization, error)
@@ -64,7 +66,7 @@ type Metadata interface {
 	// CollectionsInUse lists every tenant collection the metadata refers to,
 	// including the targets of pending renames.
 	CollectionsInUse(ctx context.Context) (map[string]bool, error)
-	// UpdateOrg writes c to the organization; KindNotFound when it is gone.
+	// UpdateOrg writes c to the organization; errs.NotFound when it is gone.
 	UpdateOrg(ctx context.Context, id string, c Changes) error
 	// DeleteOrg removes the metadata; deleting a missing one is not an error.
 	DeleteOrg(ctx context.Context, id string) error
@@ -106,7 +108,7 @@ type Tenants interface {
 	CountTenant(ctx context.Context, name string) (int64, error)
 	// RenameTenant renames from to to within the database, never dropping a
 	// target. ErrRenameUnsupported when the server refuses renameCollection;
-	// KindConflict when to exists; KindNotFound when from does not.
+	// errs.Conflict when to exists; errs.NotFound when from does not.
 	RenameTenant(ctx context.Context, from, to string) error
 	// CopyTenant copies from into to in batches, skipping the first skip
 	// documents and ignoring documents already present in to. progress is
@@ -118,13 +120,13 @@ type Tenants interface {
 // lookups by name, token checks and logins, which then cost no database
 // read. It is exact for this process's own writes (Refresh) and follows
 // other instances' writes within its staleness bound; past that bound its
-// reads fail with KindUnavailable rather than answer from stale data. It is
+// reads fail with errs.Unavailable rather than answer from stale data. It is
 // never the source of truth for a write: operations read the Store under
 // their lease. The organizations it returns are copies, but for their
 // Members and AuditPending, which are shared and must not be changed in place.
 type Directory interface {
-	// BySlug, ByEmail (any member's email) and ByID return KindNotFound when there is none,
-	// KindUnavailable when the directory is older than its bound.
+	// BySlug, ByEmail (any member's email) and ByID return errs.NotFound when there is none,
+	// errs.Unavailable when the directory is older than its bound.
 	BySlug(slug string) (*Organization, error)
 	ByEmail(email string) (*Organization, error)
 	ByID(id string) (*Organization, error)
@@ -147,7 +149,7 @@ type Claim struct {
 
 // ErrRenameUnsupported is returned by RenameTenant when the server refuses
 // renameCollection; the copy strategy is the fallback.
-var ErrRenameUnsupported = Errorf(KindInternal, "the database does not support renameCollection")
+var ErrRenameUnsupported = errs.Errorf(errs.Internal, "the database does not support renameCollection")
 
 // Hasher hashes and checks passwords.
 type Hasher interface {

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Update changes the name of the principal's own organization, or the
@@ -14,10 +16,10 @@ import (
 // crash at any step is rolled forward by the reconciler. Changing the email
 // or the password revokes the principal's tokens issued before, nobody
 // else's; renaming revokes nothing.
-// Errors: KindInvalid, KindForbidden (not an owner), KindConflict (name or
-// email taken), KindBusy (another
-// operation in progress), KindUnauthorized (organization gone),
-// KindUnavailable.
+// Errors: errs.Invalid, errs.Forbidden (not an owner), errs.Conflict (name or
+// email taken), errs.Busy (another
+// operation in progress), errs.Unauthorized (organization gone),
+// errs.Unavailable.
 func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Organization, error) {
 	v, err := in.validate()
 	if err != nil {
@@ -26,7 +28,7 @@ func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Org
 	var hash string
 	if v.password != "" {
 		if hash, err = s.hasher.Hash(v.password); err != nil {
-			return nil, Wrap(KindInternal, err, "hash password")
+			return nil, errs.Wrap(errs.Internal, err, "hash password")
 		}
 	}
 	var out *Organization
@@ -47,13 +49,13 @@ func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Org
 }
 
 // settled loads an organization under its lease and finishes any operation
-// a crashed instance left pending on it. KindUnauthorized when it is gone.
+// a crashed instance left pending on it. errs.Unauthorized when it is gone.
 func (s *Service) settled(ctx context.Context, id string) (*Organization, error) {
 	for range 3 {
 		o, err := s.store.OrgByID(ctx, id)
 		if err != nil {
-			if IsKind(err, KindNotFound) {
-				return nil, Errorf(KindUnauthorized, "the organization no longer exists")
+			if errs.Is(err, errs.NotFound) {
+				return nil, errs.Errorf(errs.Unauthorized, "the organization no longer exists")
 			}
 			return nil, err
 		}
@@ -64,14 +66,14 @@ func (s *Service) settled(ctx context.Context, id string) (*Organization, error)
 			return nil, err
 		}
 	}
-	return nil, Errorf(KindInternal, "organization %s did not settle", id)
+	return nil, errs.Errorf(errs.Internal, "organization %s did not settle", id)
 }
 
 func (s *Service) update(ctx context.Context, o *Organization, p Principal, v validUpdate, hash string) (*Organization, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	me := MemberByID(o, p.MemberID)
 	if me == nil {
-		return nil, Errorf(KindUnauthorized, "the token's member no longer exists")
+		return nil, errs.Errorf(errs.Unauthorized, "the token's member no longer exists")
 	}
 	if err := Authorize(me.Role, ActUpdateOrg); err != nil {
 		return nil, err
@@ -342,5 +344,5 @@ func (s *Service) copy(ctx context.Context, o *Organization) (int64, error) {
 		log.Warn("copy count differs; copying again from the start", slog.Int64("source", total), slog.Int64("target", got))
 		p.Copied = 0
 	}
-	return 0, Errorf(KindInternal, "copy could not be verified")
+	return 0, errs.Errorf(errs.Internal, "copy could not be verified")
 }

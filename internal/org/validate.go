@@ -5,6 +5,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/orgservice/orgservice/internal/errs"
 )
 
 // Credential limits. bcrypt reads only the first 72 bytes of a password, so a
@@ -29,17 +31,17 @@ type UpdateInput struct {
 	Password *string
 }
 
-type fieldErrors []FieldError
+type fieldErrors []errs.FieldError
 
 func (fe *fieldErrors) add(field, message string) {
-	*fe = append(*fe, FieldError{Field: field, Message: message})
+	*fe = append(*fe, errs.FieldError{Field: field, Message: message})
 }
 
 func (fe fieldErrors) err() error {
 	if len(fe) == 0 {
 		return nil
 	}
-	return &Error{Kind: KindInvalid, Message: "the request has invalid fields", Fields: fe}
+	return &errs.Error{Kind: errs.Invalid, Message: "the request has invalid fields", Fields: fe}
 }
 
 // checkName validates a display name and returns it trimmed with its slug.
