@@ -148,9 +148,9 @@ func (h *harness) seedClones(ctx context.Context, db *mongo.Database, tmpl *temp
 		// Written behind the services' backs: announce them in the change
 		// log, as the service announces its own writes, so that running
 		// services' directories read them.
-		log := mongostore.New(db, 0)
+		log := mongostore.Open(db, 0).Changes
 		for _, id := range ids {
-			if err := log.AppendChange(ctx, id); err != nil {
+			if err := log.Append(ctx, id); err != nil {
 				return nil, fmt.Errorf("seed changes: %w", err)
 			}
 		}

@@ -86,8 +86,8 @@ func TestAuditPrintsOneOrganizationOldestFirst(t *testing.T) {
 		}
 	}
 	// Inserted out of order, with another organization's events on either side.
-	store := mongostore.New(db, 0)
-	require.NoError(t, store.InsertEvents(ctx, []org.Event{
+	store := mongostore.Open(db, 0).Audit
+	require.NoError(t, store.Insert(ctx, []org.Event{
 		event(other, 0, org.EventOrgCreated),
 		event(acme, 3, org.EventOrgDeleted),
 		event(acme, 1, org.EventOrgCreated),

@@ -15,16 +15,10 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/app"
 	"github.com/orgservice/orgservice/internal/config"
-	"github.com/orgservice/orgservice/internal/directory"
-	"github.com/orgservice/orgservice/internal/document"
 	"github.com/orgservice/orgservice/internal/embeddb"
-	"github.com/orgservice/orgservice/internal/errs"
-	"github.com/orgservice/orgservice/internal/httpapi"
-	"github.com/orgservice/orgservice/internal/metrics"
 	"github.com/orgservice/orgservice/internal/mongostore"
-	"github.com/orgservice/orgservice/internal/org"
 )
 
 func main() {
@@ -43,11 +37,9 @@ func main() {
 // shutdownGrace bounds a graceful shutdown.
 const shutdownGrace = 10 * time.Second
 
-// fullReconcileEvery is how often the reconciler reads every organization,
-// claim and collection; between, it settles only what the directory shows
-// unsettled, every LEASE_TTL.
-const fullReconcileEvery = time.Hour
-
+// run reads the settings, starts the embedded database when no MONGO_URL is
+// set, connects, builds and starts the service, serves it, and on a signal
+// drains the server and stops the service.
 func run(ctx context.Context) error {
 	cfg, err := config.Load()
 	if err != nil {
@@ -70,80 +62,37 @@ func run(ctx context.Context) error {
 			}
 		}
 	}
+	settings, err := app.FromSettings(cfg)
+	if err != nil {
+		return err
+	}
 
 	client, err := mongostore.Connect(uri, cfg.DBTimeout)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = client.Disconnect(context.WithoutCancel(ctx)) }()
-	store := mongostore.New(client.Database(cfg.MongoDBName), cfg.CopyBatchSize)
-	if err := untilReachable(ctx, log, store.EnsureIndexes); err != nil {
-		return err
-	}
-
-	// The directory reads over connections of its own, so that its
-	// refreshes never queue behind the requests' database work; two are
-	// enough for a loop that reads one thing at a time.
+	// The directory reads over connections of its own; two are enough for
+	// a loop that reads one thing at a time.
 	dirClient, err := mongostore.Connect(uri, cfg.DBTimeout, mongostore.MaxPool(2))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = dirClient.Disconnect(context.WithoutCancel(ctx)) }()
-	dirSource := mongostore.New(dirClient.Database(cfg.MongoDBName), 0)
-	dir := directory.New(dirSource, directory.Config{Staleness: cfg.DirectoryStaleness, Lingering: cfg.LeaseTTL}, log)
-	if err := untilReachable(ctx, log, dir.Load); err != nil {
-		return err
-	}
-	go dir.Run(ctx)
-	go dir.Follow(ctx, dirSource)
-	orgs := org.NewService(store, dir, auth.Bcrypt{Cost: cfg.BcryptCost}, org.Config{
-		Strategy: org.Strategy(cfg.MigrationStrategy),
-		LeaseTTL: cfg.LeaseTTL,
-	}, log)
-	authn, err := auth.NewService(orgs, orgs, auth.Config{
-		Secret: []byte(cfg.SecretKey), Issuer: cfg.JWTIssuer, TTL: cfg.JWTTTL, BcryptCost: cfg.BcryptCost,
-		Lag: cfg.DirectoryStaleness,
-	})
-	if err != nil {
-		return err
-	}
-	docs := document.NewService(store, orgs, document.Config{MaxBytes: cfg.DocumentMaxBytes}, log)
-	defer docs.Close(context.WithoutCancel(ctx))
-	mets := metrics.New()
-	orgs.SetObserver(mets) // before anything runs operations
-	mets.WatchDirectory(dir)
-	orgs.SetWriters(docs) // renames and deletes wait for document writes in flight
-	// Organizations from before members: their admin becomes their owner.
-	// Reads see them so already; a failure here is retried at the next start.
-	if err := orgs.MigrateMembers(ctx); err != nil {
-		log.Warn("members migration", slog.Any("error", err))
-	}
-	go orgs.RunReconciler(ctx, cfg.LeaseTTL, fullReconcileEvery)
 
-	trusted, err := cfg.TrustedPrefixes()
+	svc, err := app.New(settings, app.Databases{
+		Main: client.Database(cfg.MongoDBName), Directory: dirClient.Database(cfg.MongoDBName),
+	}, log)
 	if err != nil {
 		return err
 	}
-	var rates httpapi.RateStore // nil: counted in memory
-	if cfg.RateLimitStore == config.RateLimitDatabase {
-		rates = mongostore.NewRateLimits(client.Database(cfg.MongoDBName), log)
+	if err := svc.Start(ctx); err != nil {
+		return err
 	}
-	api := httpapi.New(orgs, authn, log, httpapi.Options{
-		DBTimeout:       cfg.DBTimeout,
-		LoginRatePerMin: cfg.LoginRatePerMin,
-		WriteRatePerMin: cfg.WriteRatePerMin,
-		RateStore:       rates,
-		RateFailOpen:    cfg.RateLimitFailOpen(),
-		TrustedProxies:  trusted,
-		CORSOrigins:     cfg.CORSOrigins,
-		Metrics:         mets,
-		Documents:       docs,
-		DataRatePerMin:  cfg.DataRatePerMin,
-		ImportMaxBytes:  cfg.ImportMaxBytes,
-	})
+
 	srv := &http.Server{
 		Addr:              cfg.HTTPAddr,
-		Handler:           api,
+		Handler:           svc.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       15 * time.Second,
 		WriteTimeout:      cfg.HTTPWriteTimeout,
@@ -152,6 +101,7 @@ func run(ctx context.Context) error {
 	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
+		_ = svc.Close(context.WithoutCancel(ctx))
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	log.Info("listening", slog.String("addr", ln.Addr().String()))
@@ -159,39 +109,21 @@ func run(ctx context.Context) error {
 	go func() { serveErr <- srv.Serve(ln) }()
 
 	select {
-	case err := <-serveErr:
-		return err
+	case err = <-serveErr:
 	case <-ctx.Done():
+		log.Info("shutting down")
 	}
-	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("http shutdown", slog.Any("error", err))
+	if serr := srv.Shutdown(sctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		log.Warn("http shutdown", slog.Any("error", serr))
 	}
 	// Operations in flight finish; one that cannot in time keeps its lease,
 	// and the next start (or another instance) completes it.
-	if err := orgs.Wait(sctx); err != nil {
-		log.Warn("operations still running at shutdown; the reconciler will finish them", slog.Any("error", err))
+	if cerr := svc.Close(sctx); cerr != nil {
+		log.Warn("operations still running at shutdown; the reconciler will finish them", slog.Any("error", cerr))
 	}
-	return nil
-}
-
-// untilReachable runs step (ensuring the indexes, loading the directory),
-// retrying while the database is not up yet.
-func untilReachable(ctx context.Context, log *slog.Logger, step func(context.Context) error) error {
-	for {
-		err := step(ctx)
-		if err == nil || !errs.Is(err, errs.Unavailable) {
-			return err
-		}
-		log.Warn("database not reachable yet; retrying", slog.Any("error", err))
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(time.Second):
-		}
-	}
+	return err
 }
 
 func newLogger(cfg config.Config) *slog.Logger {

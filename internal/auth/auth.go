@@ -20,9 +20,9 @@ import (
 	"github.com/orgservice/orgservice/internal/org"
 )
 
-// Directory finds active organizations, with errs.NotFound when there is
-// none; org.Service is one.
-type Directory interface {
+// Orgs finds active organizations, with errs.NotFound when there is none;
+// org.Service is one.
+type Orgs interface {
 	ByEmail(ctx context.Context, email string) (*org.Organization, error)
 	ByID(ctx context.Context, id string) (*org.Organization, error)
 	Get(ctx context.Context, name string) (*org.Organization, error)
@@ -73,9 +73,9 @@ type Token struct {
 	ExpiresIn   int64 // seconds
 }
 
-// Service logs admins in and verifies their tokens.
+// Service logs members in and verifies their tokens.
 type Service struct {
-	dir    Directory
+	orgs   Orgs
 	rec    Recorder
 	cfg    Config
 	dummy  []byte // hash compared against when the email is unknown, so both cases cost the same
@@ -83,9 +83,9 @@ type Service struct {
 	parser *jwt.Parser // built once: its options are the same for every token
 }
 
-// NewService returns a Service that looks organizations up in dir and
+// NewService returns a Service that looks organizations up in orgs and
 // records logins with rec.
-func NewService(dir Directory, rec Recorder, cfg Config) (*Service, error) {
+func NewService(orgs Orgs, rec Recorder, cfg Config) (*Service, error) {
 	if len(cfg.Secret) == 0 {
 		return nil, errors.New("auth: empty secret")
 	}
@@ -95,7 +95,7 @@ func NewService(dir Directory, rec Recorder, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: dummy hash: %w", err)
 	}
-	s := &Service{dir: dir, rec: rec, cfg: cfg, dummy: dummy, now: time.Now}
+	s := &Service{orgs: orgs, rec: rec, cfg: cfg, dummy: dummy, now: time.Now}
 	s.parser = jwt.NewParser(
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithExpirationRequired(),
@@ -123,7 +123,7 @@ func (s *Service) Login(ctx context.Context, email, password string) (Token, err
 	if fields != nil {
 		return Token{}, &errs.Error{Kind: errs.Invalid, Message: "the request has invalid fields", Fields: fields}
 	}
-	o, err := s.dir.ByEmail(ctx, email)
+	o, err := s.orgs.ByEmail(ctx, email)
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return Token{}, err
 	}
@@ -202,9 +202,9 @@ func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, 
 	if err != nil || c.OrgID == "" || c.OrgName == "" {
 		return org.Principal{}, errs.Errorf(errs.Unauthorized, "invalid or expired token")
 	}
-	p, err := s.principal(ctx, &c, s.dir.ByID)
+	p, err := s.principal(ctx, &c, s.orgs.ByID)
 	if errs.Is(err, errs.Unauthorized) && s.young(&c) {
-		p, err = s.principal(ctx, &c, s.dir.Reread)
+		p, err = s.principal(ctx, &c, s.orgs.Reread)
 	}
 	return p, err
 }
@@ -240,7 +240,7 @@ func (s *Service) principal(ctx context.Context, c *claims, lookup func(context.
 		// Renamed since the token was issued. A rename alone revokes
 		// nothing; but once another organization holds the name the token
 		// carries, its org_name claim names someone else, and it is refused.
-		other, err := s.dir.Get(ctx, c.OrgName)
+		other, err := s.orgs.Get(ctx, c.OrgName)
 		switch {
 		case err == nil && other.ID != o.ID:
 			return org.Principal{}, errs.Errorf(errs.Unauthorized, "the token's organization name now belongs to another organization; log in again")

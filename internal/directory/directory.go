@@ -33,22 +33,37 @@ import (
 )
 
 // Source is what the directory reads: the metadata, the change log and the leases.
-type Source interface {
-	// Orgs lists every organization.
-	Orgs(ctx context.Context) ([]*org.Organization, error)
-	// OrgByID returns errs.NotFound when there is none.
-	OrgByID(ctx context.Context, id string) (*org.Organization, error)
-	// OrgsByID returns the organizations of ids that exist, in one query.
-	OrgsByID(ctx context.Context, ids []string) ([]*org.Organization, error)
-	// ChangesAfter returns the organizations named by entries seq+1, seq+2, …
-	// in order, at most limit, stopping before the first it does not find.
-	ChangesAfter(ctx context.Context, seq int64, limit int) ([]string, error)
-	// ChangeHead returns the number of the last entry, 0 when there is none.
-	ChangeHead(ctx context.Context) (int64, error)
-	// PruneChanges removes entries written before before, except the last.
-	PruneChanges(ctx context.Context, before time.Time) error
-	// LeasedOrgs lists the organizations that have a lease.
-	LeasedOrgs(ctx context.Context) ([]string, error)
+type Source struct {
+	Metadata Metadata
+	Changes  ChangeLog
+	Leases   Leases
+}
+
+// Metadata is the organizations as stored.
+type Metadata interface {
+	// All lists every organization.
+	All(ctx context.Context) ([]*org.Organization, error)
+	// ByID returns errs.NotFound when there is none.
+	ByID(ctx context.Context, id string) (*org.Organization, error)
+	// ByIDs returns the organizations of ids that exist, in one query.
+	ByIDs(ctx context.Context, ids []string) ([]*org.Organization, error)
+}
+
+// ChangeLog is the log of metadata writes the directory tails.
+type ChangeLog interface {
+	// After returns the organizations named by entries seq+1, seq+2, … in
+	// order, at most limit, stopping before the first it does not find.
+	After(ctx context.Context, seq int64, limit int) ([]string, error)
+	// Head returns the number of the last entry, 0 when there is none.
+	Head(ctx context.Context) (int64, error)
+	// Prune removes entries written before before, except the last.
+	Prune(ctx context.Context, before time.Time) error
+}
+
+// Leases are the leases of running operations.
+type Leases interface {
+	// Leased lists the organizations that have a lease.
+	Leased(ctx context.Context) ([]string, error)
 }
 
 // Config tunes a Directory. Zero values take the defaults.
@@ -268,7 +283,7 @@ func (d *Directory) Kick() {
 // read re-reads id and applies what it finds.
 func (d *Directory) read(ctx context.Context, id string) error {
 	g := d.gen.Add(1)
-	o, err := d.src.OrgByID(ctx, id)
+	o, err := d.src.Metadata.ByID(ctx, id)
 	if err != nil && !errs.Is(err, errs.NotFound) {
 		return err
 	}
@@ -308,16 +323,16 @@ func (d *Directory) apply(id string, o *org.Organization, g uint64) {
 // after, or still hold their lease, and are watched until it is gone.
 func (d *Directory) Load(ctx context.Context) error {
 	start := time.Now()
-	head, err := d.src.ChangeHead(ctx)
+	head, err := d.src.Changes.Head(ctx)
 	if err != nil {
 		return err
 	}
-	leased, err := d.src.LeasedOrgs(ctx)
+	leased, err := d.src.Leases.Leased(ctx)
 	if err != nil {
 		return err
 	}
 	g := d.gen.Add(1)
-	all, err := d.src.Orgs(ctx)
+	all, err := d.src.Metadata.All(ctx)
 	if err != nil {
 		return err
 	}
@@ -386,7 +401,7 @@ func (d *Directory) Run(ctx context.Context) {
 		}
 		if err == nil && time.Since(d.lastPrune) > d.cfg.Retention/4 {
 			d.lastPrune = time.Now()
-			if err := d.src.PruneChanges(ctx, time.Now().Add(-d.cfg.Retention)); err != nil {
+			if err := d.src.Changes.Prune(ctx, time.Now().Add(-d.cfg.Retention)); err != nil {
 				d.log.Warn("prune change log", slog.Any("error", err))
 			}
 			d.dropTombstones()
@@ -402,7 +417,7 @@ func (d *Directory) refresh(ctx context.Context) error {
 		// Entries we have not read may have been pruned: a gap. Start over.
 		return d.Load(ctx)
 	}
-	ids, err := d.src.ChangesAfter(ctx, d.seq, maxPerCycle)
+	ids, err := d.src.Changes.After(ctx, d.seq, maxPerCycle)
 	if err != nil {
 		return err
 	}
@@ -443,7 +458,7 @@ func (d *Directory) readWatched(ctx context.Context, fresh []string) error {
 	if n == 0 {
 		return nil
 	}
-	leased, err := d.src.LeasedOrgs(ctx)
+	leased, err := d.src.Leases.Leased(ctx)
 	if err != nil {
 		return err
 	}
@@ -474,7 +489,7 @@ func (d *Directory) readWatched(ctx context.Context, fresh []string) error {
 		}
 	} else {
 		g := d.gen.Add(1)
-		orgs, err := d.src.OrgsByID(ctx, ids)
+		orgs, err := d.src.Metadata.ByIDs(ctx, ids)
 		if err != nil {
 			return err
 		}
@@ -570,10 +585,10 @@ func (x index) find(byID map[string]*entry, key string, has func(*org.Organizati
 }
 
 // Watcher pushes the change log's new entries as they are written: a
-// MongoDB change stream. WatchChanges returns an error wrapping
+// MongoDB change stream. Watch returns an error wrapping
 // errors.ErrUnsupported where the server has none.
 type Watcher interface {
-	WatchChanges(ctx context.Context, notify func()) error
+	Watch(ctx context.Context, notify func()) error
 }
 
 // Follow refreshes the directory as soon as w reports a new entry, instead
@@ -583,7 +598,7 @@ type Watcher interface {
 // the log by number, so a missed or repeated event can never make it wrong.
 func (d *Directory) Follow(ctx context.Context, w Watcher) {
 	for ctx.Err() == nil {
-		err := w.WatchChanges(ctx, d.Kick)
+		err := w.Watch(ctx, d.Kick)
 		if errors.Is(err, errors.ErrUnsupported) {
 			d.log.Info("no change streams on this server; the directory polls the change log",
 				slog.Duration("every", d.cfg.Every))
@@ -594,14 +609,4 @@ func (d *Directory) Follow(ctx context.Context, w Watcher) {
 		case <-time.After(time.Second):
 		}
 	}
-}
-
-// Start loads a Directory over src and keeps it current until ctx is done.
-func Start(ctx context.Context, src Source, cfg Config, log *slog.Logger) (*Directory, error) {
-	d := New(src, cfg, log)
-	if err := d.Load(ctx); err != nil {
-		return nil, err
-	}
-	go d.Run(ctx)
-	return d, nil
 }

@@ -63,7 +63,7 @@ func seedOrgs(b *testing.B, db *mongo.Database, n int) []string {
 func BenchmarkBySlug(b *testing.B) {
 	db := dbtest.New(b)
 	slugs := seedOrgs(b, db, benchOrgs)
-	dir := directory.New(mongostore.New(db, 0), directory.Config{Staleness: time.Hour}, quiet)
+	dir := directory.New(sourceOf(mongostore.Open(db, 0)), directory.Config{Staleness: time.Hour}, quiet)
 	require.NoError(b, dir.Load(context.Background()))
 	require.Equal(b, benchOrgs, dir.Len())
 
@@ -99,7 +99,7 @@ func BenchmarkLoad10000(b *testing.B) {
 	ctx := context.Background()
 	db := dbtest.New(b)
 	seedOrgs(b, db, benchOrgs)
-	src := mongostore.New(db, 0)
+	src := sourceOf(mongostore.Open(db, 0))
 	var kept int64
 	loads := 0
 	for b.Loop() {
@@ -151,7 +151,7 @@ func BenchmarkByIDLargeOrganization(b *testing.B) {
 		{Key: "created_at", Value: now}, {Key: "updated_at", Value: now},
 	})
 	require.NoError(b, err)
-	dir := directory.New(mongostore.New(db, 0), directory.Config{Staleness: time.Hour}, quiet)
+	dir := directory.New(sourceOf(mongostore.Open(db, 0)), directory.Config{Staleness: time.Hour}, quiet)
 	require.NoError(b, dir.Load(ctx))
 
 	b.ReportAllocs()

@@ -18,6 +18,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/orgservice/orgservice/internal/app"
+	"github.com/orgservice/orgservice/internal/app/apptest"
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/dbtest"
 	"github.com/orgservice/orgservice/internal/directory"
@@ -33,12 +35,25 @@ const (
 	testSecret = "test-secret-key-0123456789abcdef0123456789"
 )
 
-// newStore returns a store over db with its indexes, as each process has one.
-func newStore(t *testing.T, db *mongo.Database) *mongostore.Store {
+// newStore returns the stores over db with their indexes, as each process has them.
+func newStore(t *testing.T, db *mongo.Database) *mongostore.Stores {
 	t.Helper()
-	s := mongostore.New(db, 0)
+	s := mongostore.Open(db, 0)
 	require.NoError(t, s.EnsureIndexes(context.Background()))
 	return s
+}
+
+// sourceOf is what a directory reads of s.
+func sourceOf(s *mongostore.Stores) directory.Source {
+	return directory.Source{Metadata: s.Organizations, Changes: s.Changes, Leases: s.Leases}
+}
+
+// orgStores is what the organization service writes of s.
+func orgStores(s *mongostore.Stores) org.Stores {
+	return org.Stores{
+		Metadata: s.Organizations, Names: s.Names, Leases: s.Leases,
+		Changes: s.Changes, Tenants: s.Tenants, Audit: s.Audit,
+	}
 }
 
 // startDirectory is directory.Start with a Run loop that the test's
@@ -55,11 +70,13 @@ func startDirectory(t *testing.T, src directory.Source, cfg directory.Config) *d
 	return d
 }
 
-// newService returns a Service over store and dir whose detached
-// operations are waited for at cleanup.
-func newService(t *testing.T, store org.Store, dir org.Directory, cfg org.Config) *org.Service {
+// newService returns an organization service alone over stores and dir,
+// whose detached operations are waited for at cleanup: for tests that give
+// the service a directory or stores of their own making (counting, failing).
+// A whole process of the service is newInstance.
+func newService(t *testing.T, stores org.Stores, dir org.Directory, cfg org.Config) *org.Service {
 	t.Helper()
-	s := org.NewService(store, dir, auth.Bcrypt{Cost: 4}, cfg, quiet)
+	s := org.NewService(org.Deps{Stores: stores, Directory: dir, Hasher: auth.Bcrypt{Cost: 4}}, cfg, quiet)
 	t.Cleanup(func() { _ = s.Wait(context.Background()) })
 	return s
 }
@@ -73,10 +90,12 @@ func runReconciler(t *testing.T, svc *org.Service, every, fullEvery time.Duratio
 	t.Cleanup(func() { cancel(); <-done })
 }
 
-// instance is one process of the service on a shared database: its own
-// store, its own directory tailing the log, and the services reading it.
+// instance is one process of the service on a shared database, built by
+// the constructor main uses: its own stores, its own directory tailing the
+// log, the services reading it and every background loop.
 type instance struct {
-	store *mongostore.Store
+	app   *app.App
+	store *mongostore.Stores
 	dir   *directory.Directory
 	orgs  *org.Service
 	auth  *auth.Service
@@ -84,13 +103,14 @@ type instance struct {
 
 func newInstance(t *testing.T, db *mongo.Database, dcfg directory.Config, ocfg org.Config) *instance {
 	t.Helper()
-	store := newStore(t, db)
-	dir := startDirectory(t, store, dcfg)
-	orgs := newService(t, store, dir, ocfg)
-	authn, err := auth.NewService(orgs, orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
-	require.NoError(t, err)
-	return &instance{store: store, dir: dir, orgs: orgs, auth: authn}
+	c := apptest.Config()
+	c.Directory, c.Org = dcfg, ocfg
+	a := apptest.Start(t, db, c, quiet)
+	return &instance{app: a, store: a.Stores(), dir: a.Directory(), orgs: a.Orgs(), auth: a.Auth()}
 }
+
+// stop ends the instance as a killed process ends: nothing of it runs after.
+func (in *instance) stop() { _ = in.app.Close(context.Background()) }
 
 func (in *instance) create(t *testing.T, name, email string) *org.Organization {
 	t.Helper()
@@ -102,11 +122,9 @@ func (in *instance) create(t *testing.T, name, email string) *org.Organization {
 func strp(s string) *string { return &s }
 
 // principal is the first owner of organization id, read from the database.
-func principal(t *testing.T, store interface {
-	OrgByID(context.Context, string) (*org.Organization, error)
-}, id string) org.Principal {
+func principal(t *testing.T, store *mongostore.Stores, id string) org.Principal {
 	t.Helper()
-	o, err := store.OrgByID(context.Background(), id)
+	o, err := store.Organizations.ByID(context.Background(), id)
 	require.NoError(t, err)
 	m := org.MemberByEmail(o, o.AdminEmail)
 	require.NotNil(t, m)
@@ -136,8 +154,8 @@ func byEmail(d *directory.Directory, o *org.Organization) (*org.Organization, er
 // assertMirrors checks that dir holds exactly what the database holds:
 // every organization, found by id, slug and email, equal field by field to
 // its metadata, no other, and none of gone.
-func assertMirrors(c assert.TestingT, store *mongostore.Store, dir *directory.Directory, gone absent) {
-	all, err := store.Orgs(context.Background())
+func assertMirrors(c assert.TestingT, store *mongostore.Stores, dir *directory.Directory, gone absent) {
+	all, err := store.Organizations.All(context.Background())
 	if !assert.NoError(c, err) {
 		return
 	}
@@ -194,16 +212,25 @@ func within(t *testing.T, since time.Time, bound time.Duration, what string, che
 	}
 }
 
-// flaky is the real store as a directory's Source with an outage switch:
-// while down, every Source method fails as an unreachable database does.
-// It injects faults over the real server; it mocks nothing.
+// flaky is the real stores as a directory's Source with an outage switch:
+// while down, every read fails as an unreachable database does. It injects
+// faults over the real server; it mocks nothing.
 type flaky struct {
-	*mongostore.Store
+	*mongostore.Stores
 	down     atomic.Bool
 	failures atomic.Int64 // calls failed by the switch
 }
 
-var _ directory.Source = (*flaky)(nil)
+var (
+	_ directory.Metadata  = (*flaky)(nil)
+	_ directory.ChangeLog = (*flaky)(nil)
+	_ directory.Leases    = (*flaky)(nil)
+)
+
+// source is f as the directory's Source.
+func (f *flaky) source() directory.Source {
+	return directory.Source{Metadata: f, Changes: f, Leases: f}
+}
 
 func (f *flaky) fail() bool {
 	if !f.down.Load() {
@@ -217,53 +244,53 @@ func outage() error {
 	return errs.Wrap(errs.Unavailable, errors.New("injected outage"), "the database is unavailable")
 }
 
-func (f *flaky) Orgs(ctx context.Context) ([]*org.Organization, error) {
+func (f *flaky) All(ctx context.Context) ([]*org.Organization, error) {
 	if f.fail() {
 		return nil, outage()
 	}
-	return f.Store.Orgs(ctx)
+	return f.Organizations.All(ctx)
 }
 
-func (f *flaky) OrgByID(ctx context.Context, id string) (*org.Organization, error) {
+func (f *flaky) ByID(ctx context.Context, id string) (*org.Organization, error) {
 	if f.fail() {
 		return nil, outage()
 	}
-	return f.Store.OrgByID(ctx, id)
+	return f.Organizations.ByID(ctx, id)
 }
 
-func (f *flaky) OrgsByID(ctx context.Context, ids []string) ([]*org.Organization, error) {
+func (f *flaky) ByIDs(ctx context.Context, ids []string) ([]*org.Organization, error) {
 	if f.fail() {
 		return nil, outage()
 	}
-	return f.Store.OrgsByID(ctx, ids)
+	return f.Organizations.ByIDs(ctx, ids)
 }
 
-func (f *flaky) ChangesAfter(ctx context.Context, seq int64, limit int) ([]string, error) {
+func (f *flaky) After(ctx context.Context, seq int64, limit int) ([]string, error) {
 	if f.fail() {
 		return nil, outage()
 	}
-	return f.Store.ChangesAfter(ctx, seq, limit)
+	return f.Changes.After(ctx, seq, limit)
 }
 
-func (f *flaky) ChangeHead(ctx context.Context) (int64, error) {
+func (f *flaky) Head(ctx context.Context) (int64, error) {
 	if f.fail() {
 		return 0, outage()
 	}
-	return f.Store.ChangeHead(ctx)
+	return f.Changes.Head(ctx)
 }
 
-func (f *flaky) PruneChanges(ctx context.Context, before time.Time) error {
+func (f *flaky) Prune(ctx context.Context, before time.Time) error {
 	if f.fail() {
 		return outage()
 	}
-	return f.Store.PruneChanges(ctx, before)
+	return f.Changes.Prune(ctx, before)
 }
 
-func (f *flaky) LeasedOrgs(ctx context.Context) ([]string, error) {
+func (f *flaky) Leased(ctx context.Context) ([]string, error) {
 	if f.fail() {
 		return nil, outage()
 	}
-	return f.Store.LeasedOrgs(ctx)
+	return f.Leases.Leased(ctx)
 }
 
 // passCounter is a directory that counts the reconciler's periodic passes:
@@ -293,9 +320,9 @@ func TestOwnWritesAreExactAtOnce(t *testing.T) {
 	// No Run loop and an hour's bound: nothing but the service's own
 	// refreshes can bring this directory up to date, so a write it does not
 	// refresh shows here however fast the tail would be.
-	dir := directory.New(store, directory.Config{Staleness: time.Hour}, quiet)
+	dir := directory.New(sourceOf(store), directory.Config{Staleness: time.Hour}, quiet)
 	require.NoError(t, dir.Load(ctx))
-	svc := newService(t, store, dir, org.Config{})
+	svc := newService(t, orgStores(store), dir, org.Config{})
 
 	var id string
 	steps := []struct {
@@ -335,7 +362,7 @@ func TestOwnWritesAreExactAtOnce(t *testing.T) {
 	for _, st := range steps {
 		require.NoError(t, st.write(), st.name)
 		// At once: no sleep, no polling.
-		want, err := store.OrgByID(ctx, id)
+		want, err := store.Organizations.ByID(ctx, id)
 		if st.ends {
 			require.True(t, errs.Is(err, errs.NotFound), "%s: the database still has it: %v", st.name, err)
 			for _, l := range lookups {
@@ -429,7 +456,7 @@ func TestOtherInstancesFollowWithinTheBound(t *testing.T) {
 	done = time.Now()
 	authenticates("delete of the token's organization", done, token2, &unauthorized)
 	follows("second delete", done, absent{ids: []string{acme.ID, initech.ID}, slugs: []string{"globex_inc"}, emails: []string{"admin@acme.com"}})
-	_, err = b.store.OrgByID(ctx, acme.ID)
+	_, err = b.store.Organizations.ByID(ctx, acme.ID)
 	require.True(t, errs.Is(err, errs.NotFound), "the database still has it: %v", err)
 }
 
@@ -440,8 +467,8 @@ func TestStaleMeansUnavailable(t *testing.T) {
 	w := newInstance(t, db, directory.Config{}, org.Config{})
 	acme := w.create(t, "Acme Corp", "admin@acme.com")
 
-	src := &flaky{Store: newStore(t, db)}
-	dir := startDirectory(t, src, directory.Config{Staleness: staleness})
+	src := &flaky{Stores: newStore(t, db)}
+	dir := startDirectory(t, src.source(), directory.Config{Staleness: staleness})
 	// Known and unknown keys alike: a directory past its bound must not
 	// claim that an organization does not exist either.
 	probes := []struct {
@@ -517,13 +544,13 @@ func TestGapIsAnsweredByFullReload(t *testing.T) {
 	acme := w.create(t, "Acme Corp", "admin@acme.com")
 	initech := w.create(t, "Initech", "admin@initech.com")
 
-	src := &flaky{Store: newStore(t, db)}
-	dir := startDirectory(t, src, directory.Config{Retention: retention, Staleness: staleness})
+	src := &flaky{Stores: newStore(t, db)}
+	dir := startDirectory(t, src.source(), directory.Config{Retention: retention, Staleness: staleness})
 	within(t, time.Now(), time.Second, "current before the outage", func(c assert.TestingT) {
 		assertMirrors(c, w.store, dir, absent{})
 	})
 	require.EqualValues(t, 1, dir.Reloads())
-	h0, err := w.store.ChangeHead(ctx)
+	h0, err := w.store.Changes.Head(ctx)
 	require.NoError(t, err)
 
 	src.down.Store(true)
@@ -534,14 +561,14 @@ func TestGapIsAnsweredByFullReload(t *testing.T) {
 	require.NoError(t, err)
 	hooli := w.create(t, "Hooli", "admin@hooli.com")
 	require.NoError(t, w.orgs.Delete(ctx, principal(t, w.store, initech.ID), "Initech"))
-	require.NoError(t, w.store.PruneChanges(ctx, time.Now()))
+	require.NoError(t, w.store.Changes.Prune(ctx, time.Now()))
 
 	// The gap is real: the log moved on, and the entries after the last
 	// one the directory read are gone.
-	head, err := w.store.ChangeHead(ctx)
+	head, err := w.store.Changes.Head(ctx)
 	require.NoError(t, err)
 	require.Greater(t, head, h0+1)
-	_, err = w.store.ChangeAt(ctx, h0+1)
+	_, err = w.store.Changes.At(ctx, h0+1)
 	require.True(t, errs.Is(err, errs.NotFound), "entry %d must be pruned: %v", h0+1, err)
 
 	if rest := retention/2 + 100*time.Millisecond - time.Since(down); rest > 0 {
@@ -567,9 +594,9 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 	const total = appenders * each
 	ctx := context.Background()
 	db := dbtest.New(t)
-	stores := make([]*mongostore.Store, appenders)
+	stores := make([]*mongostore.Stores, appenders)
 	for i := range stores {
-		stores[i] = mongostore.New(db, 0) // each with a head hint of its own
+		stores[i] = mongostore.Open(db, 0) // each with a head hint of its own
 	}
 
 	want := map[string]int{}
@@ -585,7 +612,7 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			for j := range each {
-				if err := s.AppendChange(ctx, fmt.Sprintf("org-%d-%d", i, j%ids)); err != nil {
+				if err := s.Changes.Append(ctx, fmt.Sprintf("org-%d-%d", i, j%ids)); err != nil {
 					failures <- err
 				}
 			}
@@ -598,55 +625,55 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 		require.NoError(t, err)
 	}
 
-	reader := mongostore.New(db, 0)
+	reader := mongostore.Open(db, 0)
 	got := map[string]int{}
 	for seq := int64(1); seq <= total; seq++ {
-		id, err := reader.ChangeAt(ctx, seq)
+		id, err := reader.Changes.At(ctx, seq)
 		require.NoError(t, err, "entry %d", seq)
 		got[id]++
 	}
-	_, err := reader.ChangeAt(ctx, total+1)
+	_, err := reader.Changes.At(ctx, total+1)
 	require.True(t, errs.Is(err, errs.NotFound), "entry past the head: %v", err)
 	assert.Equal(t, want, got, "every append exactly once")
-	head, err := reader.ChangeHead(ctx)
+	head, err := reader.Changes.Head(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, total, head)
 
 	// A stale head hint moves on to the next free number, skipping none:
 	// x's hint is one behind when it appends again.
-	x, y := mongostore.New(db, 0), mongostore.New(db, 0)
+	x, y := mongostore.Open(db, 0), mongostore.Open(db, 0)
 	for _, a := range []struct {
-		s  *mongostore.Store
+		s  *mongostore.Stores
 		id string
 	}{{x, "x-1"}, {y, "y-1"}, {x, "x-2"}} {
-		require.NoError(t, a.s.AppendChange(ctx, a.id))
+		require.NoError(t, a.s.Changes.Append(ctx, a.id))
 	}
 	for i, id := range []string{"x-1", "y-1", "x-2"} {
-		got, err := reader.ChangeAt(ctx, total+1+int64(i))
+		got, err := reader.Changes.At(ctx, total+1+int64(i))
 		require.NoError(t, err, "entry %d", total+1+i)
 		assert.Equal(t, id, got, "entry %d", total+1+i)
 	}
 	const appended = total + 3
-	_, err = reader.ChangeAt(ctx, appended+1)
+	_, err = reader.Changes.At(ctx, appended+1)
 	require.True(t, errs.Is(err, errs.NotFound), "entry past the head: %v", err)
 
-	last, err := reader.ChangeAt(ctx, appended)
+	last, err := reader.Changes.At(ctx, appended)
 	require.NoError(t, err)
-	require.NoError(t, reader.PruneChanges(ctx, time.Now()))
+	require.NoError(t, reader.Changes.Prune(ctx, time.Now()))
 	for seq := int64(1); seq < appended; seq++ {
-		_, err := reader.ChangeAt(ctx, seq)
+		_, err := reader.Changes.At(ctx, seq)
 		require.True(t, errs.Is(err, errs.NotFound), "entry %d must be pruned: %v", seq, err)
 	}
-	kept, err := reader.ChangeAt(ctx, appended)
+	kept, err := reader.Changes.At(ctx, appended)
 	require.NoError(t, err, "the last entry is kept")
 	assert.Equal(t, last, kept)
 
-	fresh := mongostore.New(db, 0)
-	require.NoError(t, fresh.AppendChange(ctx, "org-next"))
-	next, err := reader.ChangeAt(ctx, appended+1)
+	fresh := mongostore.Open(db, 0)
+	require.NoError(t, fresh.Changes.Append(ctx, "org-next"))
+	next, err := reader.Changes.At(ctx, appended+1)
 	require.NoError(t, err, "a fresh store continues after the kept entry")
 	assert.Equal(t, "org-next", next)
-	head, err = reader.ChangeHead(ctx)
+	head, err = reader.Changes.Head(ctx)
 	require.NoError(t, err)
 	assert.EqualValues(t, appended+1, head)
 }
@@ -663,12 +690,12 @@ func TestLookupsReturnCopies(t *testing.T) {
 	}
 	// An organization with an unfinished rename: its intent is part of what
 	// the directory holds.
-	require.NoError(t, store.UpdateOrg(ctx, acme.ID, org.Changes{SetPending: true, UpdatedAt: acme.UpdatedAt,
+	require.NoError(t, store.Organizations.Update(ctx, acme.ID, org.Changes{SetPending: true, UpdatedAt: acme.UpdatedAt,
 		Pending: &org.Pending{Op: org.OpRename, FromSlug: "acme_corp", ToSlug: "globex_inc", ToName: "Globex Inc",
 			Source: "org_acme_corp", Target: "org_globex_inc", StartedAt: acme.UpdatedAt}}))
-	dir := directory.New(store, directory.Config{Staleness: time.Hour}, quiet)
+	dir := directory.New(sourceOf(store), directory.Config{Staleness: time.Hour}, quiet)
 	require.NoError(t, dir.Load(ctx))
-	want, err := store.OrgByID(ctx, acme.ID)
+	want, err := store.Organizations.ByID(ctx, acme.ID)
 	require.NoError(t, err)
 	require.NotNil(t, want.Pending)
 
@@ -703,16 +730,16 @@ func TestLingeringLeaseIsCleared(t *testing.T) {
 			acme := newInstance(t, db, directory.Config{}, org.Config{}).create(t, "Acme Corp", "admin@acme.com")
 			store := newStore(t, db)
 			leave := func() {
-				require.NoError(t, store.AcquireLease(ctx, acme.ID, "crashed-op", tc.ttl))
+				require.NoError(t, store.Leases.Acquire(ctx, acme.ID, "crashed-op", tc.ttl))
 				if tc.announce {
-					require.NoError(t, store.AppendChange(ctx, acme.ID))
+					require.NoError(t, store.Changes.Append(ctx, acme.ID))
 				}
 			}
 			if tc.before {
 				leave()
 			}
 			loading := time.Now()
-			dir := &passCounter{Directory: startDirectory(t, store, directory.Config{Staleness: 200 * time.Millisecond, Lingering: lingering})}
+			dir := &passCounter{Directory: startDirectory(t, sourceOf(store), directory.Config{Staleness: 200 * time.Millisecond, Lingering: lingering})}
 			if tc.before && time.Since(loading) < lingering {
 				assert.NotContains(t, dir.Directory.Lingering(), acme.ID, "listed before it lingered")
 			}
@@ -722,11 +749,11 @@ func TestLingeringLeaseIsCleared(t *testing.T) {
 			require.Eventually(t, func() bool { return slices.Equal(dir.Directory.Lingering(), []string{acme.ID}) },
 				lingering+5*time.Second, 10*time.Millisecond, "the lease must be listed once it lingers")
 
-			svc := newService(t, store, dir, org.Config{})
+			svc := newService(t, orgStores(store), dir, org.Config{})
 			runReconciler(t, svc, 100*time.Millisecond, time.Hour)
 			if tc.cleared {
 				require.Eventually(t, func() bool {
-					leased, err := store.LeasedOrgs(ctx)
+					leased, err := store.Leases.Leased(ctx)
 					return err == nil && !slices.Contains(leased, acme.ID) && !slices.Contains(dir.Directory.Lingering(), acme.ID)
 				}, 10*time.Second, 10*time.Millisecond, "the lease must be cleared and no longer listed")
 			} else {
@@ -738,7 +765,7 @@ func TestLingeringLeaseIsCleared(t *testing.T) {
 				assert.Equal(t, "crashed-op", lease.Owner, "a live operation's lease is left alone")
 			}
 			// Clearing a lease writes no metadata.
-			now, err := store.OrgByID(ctx, acme.ID)
+			now, err := store.Organizations.ByID(ctx, acme.ID)
 			require.NoError(t, err)
 			assert.Equal(t, acme.UpdatedAt, now.UpdatedAt)
 			assert.Equal(t, acme.Slug, now.Slug)
@@ -746,14 +773,23 @@ func TestLingeringLeaseIsCleared(t *testing.T) {
 	}
 }
 
-// counting is the real store with a count of the calls whose number grows
-// with the organizations: the reconciler's full-pass reads, and lookups by
-// id (with the ids looked up).
+// counting is the real metadata and name claims with a count of the calls
+// whose number grows with the organizations: the reconciler's full-pass
+// reads, and lookups by id (with the ids looked up).
 type counting struct {
-	org.Store
+	org.Metadata
+	org.NameClaims
 	mu    sync.Mutex
 	calls map[string]int
 	byID  map[string]int
+}
+
+// countingStores returns s with its metadata and claims counted.
+func countingStores(s *mongostore.Stores) (*counting, org.Stores) {
+	stores := orgStores(s)
+	c := &counting{Metadata: stores.Metadata, NameClaims: stores.Names, calls: map[string]int{}, byID: map[string]int{}}
+	stores.Metadata, stores.Names = c, c
+	return c, stores
 }
 
 func (c *counting) count(method string) {
@@ -775,27 +811,27 @@ func (c *counting) snapshot() (map[string]int, map[string]int) {
 	return calls, byID
 }
 
-func (c *counting) Orgs(ctx context.Context) ([]*org.Organization, error) {
+func (c *counting) All(ctx context.Context) ([]*org.Organization, error) {
 	c.count("Orgs")
-	return c.Store.Orgs(ctx)
+	return c.Metadata.All(ctx)
 }
 
 func (c *counting) Unsettled(ctx context.Context) ([]*org.Organization, error) {
 	c.count("Unsettled")
-	return c.Store.Unsettled(ctx)
+	return c.Metadata.Unsettled(ctx)
 }
 
-func (c *counting) Claims(ctx context.Context) ([]org.Claim, error) {
+func (c *counting) List(ctx context.Context) ([]org.NameClaim, error) {
 	c.count("Claims")
-	return c.Store.Claims(ctx)
+	return c.NameClaims.List(ctx)
 }
 
-func (c *counting) OrgByID(ctx context.Context, id string) (*org.Organization, error) {
+func (c *counting) ByID(ctx context.Context, id string) (*org.Organization, error) {
 	c.mu.Lock()
 	c.calls["OrgByID"]++
 	c.byID[id]++
 	c.mu.Unlock()
-	return c.Store.OrgByID(ctx, id)
+	return c.Metadata.ByID(ctx, id)
 }
 
 func TestPeriodicReconcileCostsChanges(t *testing.T) {
@@ -809,10 +845,10 @@ func TestPeriodicReconcileCostsChanges(t *testing.T) {
 	}
 
 	store := newStore(t, db)
-	cs := &counting{Store: store, calls: map[string]int{}, byID: map[string]int{}}
-	dir := &passCounter{Directory: startDirectory(t, store, directory.Config{Staleness: 200 * time.Millisecond})}
+	cs, counted := countingStores(store)
+	dir := &passCounter{Directory: startDirectory(t, sourceOf(store), directory.Config{Staleness: 200 * time.Millisecond})}
 	require.Equal(t, n, dir.Len())
-	svc := newService(t, cs, dir, org.Config{})
+	svc := newService(t, counted, dir, org.Config{})
 	runReconciler(t, svc, 30*time.Millisecond, time.Hour)
 
 	// The first periodic pass starts once the full one has finished.
@@ -839,12 +875,13 @@ func TestPeriodicReconcileCostsChanges(t *testing.T) {
 	victim := created[7]
 	_, err := crasher.orgs.Update(ctx, principal(t, crasher.store, victim.ID), org.UpdateInput{Name: strp("Renamed Seven")})
 	require.ErrorIs(t, err, crash)
-	pending, err := store.OrgByID(ctx, victim.ID)
+	crasher.stop() // it crashed: nothing of it settles the rename
+	pending, err := store.Organizations.ByID(ctx, victim.ID)
 	require.NoError(t, err)
 	require.NotNil(t, pending.Pending, "the crash must leave the rename pending")
 
 	require.Eventually(t, func() bool {
-		o, err := store.OrgByID(ctx, victim.ID)
+		o, err := store.Organizations.ByID(ctx, victim.ID)
 		return err == nil && o.Pending == nil && o.Slug == "renamed_seven"
 	}, 15*time.Second, 20*time.Millisecond, "the periodic pass must finish the rename")
 	within(t, time.Now(), time.Second, "the reconciler's directory", func(c assert.TestingT) {

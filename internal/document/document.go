@@ -7,12 +7,10 @@
 package document
 
 import (
-	"context"
 	"fmt"
 	"time"
 
 	"github.com/orgservice/orgservice/internal/errs"
-	"github.com/orgservice/orgservice/internal/org"
 )
 
 // Document is one document of an organization, as stored in its tenant
@@ -99,14 +97,6 @@ func notFound() error { return errs.Errorf(errs.NotFound, "document not found") 
 
 func busy() error {
 	return errs.Errorf(errs.Busy, "another operation on this organization is in progress; retry shortly")
-}
-
-// Orgs resolves an organization by id; org.Service is one. It returns
-// errs.NotFound for an organization that is gone or not active. The
-// documents service relies on it to see a rename's or delete's intent once
-// that is written: a write refuses an organization with an intent.
-type Orgs interface {
-	ByID(ctx context.Context, id string) (*org.Organization, error)
 }
 
 // Config tunes a Service. Zero values take the defaults.

@@ -16,24 +16,33 @@ import (
 // It is safe for concurrent use. Close it to give up its writer
 // registrations at shutdown.
 type Service struct {
-	store Store
-	orgs  Orgs
-	cfg   Config
-	log   *slog.Logger
-	reg   *registry
+	store    Store
+	versions VersionClaims
+	dir      Directory
+	cfg      Config
+	log      *slog.Logger
+	reg      *registry
 }
 
 var _ org.Writers = (*Service)(nil)
 
-// NewService returns a Service over store that resolves organizations
-// through orgs.
-func NewService(store Store, orgs Orgs, cfg Config, log *slog.Logger) *Service {
+// Deps are what a Service works with.
+type Deps struct {
+	Store         Store
+	Versions      VersionClaims
+	Registrations Registrations
+	Directory     Directory
+}
+
+// NewService returns a Service over deps' storage that resolves
+// organizations in deps.Directory.
+func NewService(deps Deps, cfg Config, log *slog.Logger) *Service {
 	cfg = cfg.withDefaults()
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return &Service{
-		store: store, orgs: orgs, cfg: cfg, log: log,
-		reg: newRegistry(store, orgs, log, cfg.WriterTTL, "docs-"+hex.EncodeToString(b)),
+		store: deps.Store, versions: deps.Versions, dir: deps.Directory, cfg: cfg, log: log,
+		reg: newRegistry(deps.Registrations, deps.Directory, log, cfg.WriterTTL, "docs-"+hex.EncodeToString(b)),
 	}
 }
 
@@ -53,13 +62,26 @@ func (s *Service) Quiesce(ctx context.Context, orgID string) error {
 }
 
 // resolve returns the principal's organization as it stands.
-// errs.Unauthorized when it is gone.
-func (s *Service) resolve(ctx context.Context, p org.Principal) (*org.Organization, error) {
-	o, err := s.orgs.ByID(ctx, p.OrgID)
+// errs.Unauthorized when it is gone or no longer active (being deleted).
+func (s *Service) resolve(p org.Principal) (*org.Organization, error) {
+	o, err := active(s.dir, p.OrgID)
 	if errs.Is(err, errs.NotFound) {
 		return nil, errs.Errorf(errs.Unauthorized, "the token's organization no longer exists")
 	}
 	return o, err
+}
+
+// active returns the organization id of dir when it is active, and
+// errs.NotFound for one that is gone or not active.
+func active(dir Directory, id string) (*org.Organization, error) {
+	o, err := dir.ByID(id)
+	if err != nil {
+		return nil, err
+	}
+	if o.State != org.StateActive {
+		return nil, errs.Errorf(errs.NotFound, "organization not found")
+	}
+	return o, nil
 }
 
 // write runs fn on the principal's collection under this process's writer
@@ -73,7 +95,7 @@ func (s *Service) write(ctx context.Context, p org.Principal, fn func(ctx contex
 	}
 	intent := false
 	defer func() { s.reg.release(h, intent) }()
-	o, err := s.resolve(ctx, p)
+	o, err := s.resolve(p)
 	if err != nil {
 		intent = errs.Is(err, errs.Unauthorized)
 		return err
@@ -108,7 +130,7 @@ func uncertain(err error) bool {
 // progress, then the collection the organization names now, resolved
 // afresh. A read never fails because a rename moved the data under it.
 func (s *Service) read(ctx context.Context, p org.Principal, fn func(coll string) (found bool, err error)) error {
-	o, err := s.resolve(ctx, p)
+	o, err := s.resolve(p)
 	if err != nil {
 		return err
 	}
@@ -123,7 +145,7 @@ func (s *Service) read(ctx context.Context, p org.Principal, fn func(coll string
 			return err
 		}
 	}
-	o2, err := s.resolve(ctx, p)
+	o2, err := s.resolve(p)
 	if err != nil {
 		return err
 	}
@@ -162,7 +184,7 @@ func (s *Service) Create(ctx context.Context, p org.Principal, data Object) (*Do
 	t := now()
 	d := &Document{ID: id, Data: data, Version: 1, CreatedAt: t, UpdatedAt: t}
 	err = s.write(ctx, p, func(ctx context.Context, coll string) error {
-		return s.store.InsertDocument(ctx, coll, d)
+		return s.store.Insert(ctx, coll, d)
 	})
 	if errs.Is(err, errs.Conflict) {
 		return nil, errs.Errorf(errs.Conflict, "a document with this id already exists")
@@ -183,7 +205,7 @@ func (s *Service) Get(ctx context.Context, p org.Principal, id string) (*Documen
 	var d *Document
 	err := s.read(ctx, p, func(coll string) (bool, error) {
 		var err error
-		d, err = s.store.FindDocument(ctx, coll, id)
+		d, err = s.store.Find(ctx, coll, id)
 		if errs.Is(err, errs.NotFound) {
 			return false, nil
 		}
@@ -239,7 +261,7 @@ func (s *Service) List(ctx context.Context, p org.Principal, q Query) (Page, err
 	var docs []*Document
 	err := s.read(ctx, p, func(coll string) (bool, error) {
 		var err error
-		docs, err = s.store.ListDocuments(ctx, coll, want)
+		docs, err = s.store.List(ctx, coll, want)
 		return len(docs) > 0, err
 	})
 	if err != nil {

@@ -43,7 +43,7 @@ func (d *Document) MarshalJSON() ([]byte, error) { return d.AppendJSON(nil), nil
 func (s *Service) Export(ctx context.Context, p org.Principal, fn func(*Document) error) error {
 	return s.read(ctx, p, func(coll string) (bool, error) {
 		n := 0
-		err := s.store.EachDocument(ctx, coll, func(d *Document) error {
+		err := s.store.Each(ctx, coll, func(d *Document) error {
 			n++
 			return fn(d)
 		})
@@ -94,7 +94,7 @@ func (s *Service) Import(ctx context.Context, p org.Principal, r io.Reader) (Imp
 			return nil
 		}
 		err := s.write(ctx, p, func(ctx context.Context, coll string) error {
-			existing, err := s.store.InsertDocuments(ctx, coll, batch)
+			existing, err := s.store.InsertMany(ctx, coll, batch)
 			if err != nil {
 				return err
 			}

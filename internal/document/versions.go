@@ -65,14 +65,14 @@ func (s *Service) claimNext(ctx context.Context, orgID string, cur *Document) (k
 	for gen := range maxGenerations {
 		key = claimKey(orgID, cur, cur.Version+1, gen)
 		at = time.Now()
-		err = s.store.InsertClaim(ctx, key, at.UTC())
+		err = s.versions.Claim(ctx, key, at.UTC())
 		if err == nil {
 			return key, at, true, nil
 		}
 		if !errs.Is(err, errs.Conflict) {
 			return "", time.Time{}, false, err
 		}
-		held, err := s.store.ClaimTime(ctx, key)
+		held, err := s.versions.ClaimedAt(ctx, key)
 		switch {
 		case errs.Is(err, errs.NotFound):
 			return "", time.Time{}, false, nil // its holder just finished: the document has moved on
@@ -98,7 +98,7 @@ func (s *Service) change(ctx context.Context, p org.Principal, id string, m Matc
 	var out *Document
 	err := s.write(ctx, p, func(ctx context.Context, coll string) error {
 		for attempt := 0; ; attempt++ {
-			cur, err := s.store.FindDocument(ctx, coll, id)
+			cur, err := s.store.Find(ctx, coll, id)
 			if errs.Is(err, errs.NotFound) {
 				return notFound()
 			}
@@ -153,14 +153,14 @@ func (s *Service) apply(ctx context.Context, coll string, cur, d *Document, key 
 	var done bool
 	var err error
 	if d == nil {
-		done, err = s.store.DeleteDocument(wctx, coll, cur)
+		done, err = s.store.Delete(wctx, coll, cur)
 	} else {
-		done, err = s.store.ReplaceDocument(wctx, coll, d, cur.Version)
+		done, err = s.store.Replace(wctx, coll, d, cur.Version)
 	}
 	if err != nil {
 		return false, err // the claim stays: the write may yet be running
 	}
-	if err := s.store.DeleteClaim(context.WithoutCancel(ctx), key); err != nil {
+	if err := s.versions.Release(context.WithoutCancel(ctx), key); err != nil {
 		s.log.Warn("free version claim", slog.String("claim", key), slog.Any("error", err))
 	}
 	return done, nil

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/orgservice/orgservice/internal/errs"
-	"github.com/orgservice/orgservice/internal/org"
 )
 
 // Writes against a concurrent rename or delete.
@@ -51,8 +50,8 @@ import (
 // registry holds this process's writer registrations, one per
 // organization it is writing to.
 type registry struct {
-	store    Store
-	orgs     Orgs
+	store    Registrations
+	dir      Directory
 	log      *slog.Logger
 	ttl      time.Duration
 	instance string
@@ -86,10 +85,10 @@ type holder struct {
 	lingerUntil time.Time
 }
 
-func newRegistry(store Store, orgs Orgs, log *slog.Logger, ttl time.Duration, instance string) *registry {
+func newRegistry(store Registrations, dir Directory, log *slog.Logger, ttl time.Duration, instance string) *registry {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &registry{
-		store: store, orgs: orgs, log: log, ttl: ttl, instance: instance,
+		store: store, dir: dir, log: log, ttl: ttl, instance: instance,
 		holders: map[string]*holder{}, refused: map[string]time.Time{}, stop: make(chan struct{}),
 		ctx: ctx, cancel: cancel,
 	}
@@ -166,7 +165,7 @@ func (r *registry) acquire(ctx context.Context, orgID string) (*holder, time.Tim
 // register inserts h's registration and starts renewing it.
 func (r *registry) register(ctx context.Context, h *holder) error {
 	sent := time.Now()
-	err := r.store.InsertRegistration(ctx, Registration{
+	err := r.store.Register(ctx, Registration{
 		Key: h.key, OrgID: h.orgID, RegisteredAt: sent.UTC(), ExpiresAt: sent.Add(r.ttl).UTC(),
 	})
 	r.mu.Lock()
@@ -241,7 +240,7 @@ func (r *registry) takeDeleteLocked(h *holder) bool {
 func (r *registry) unregister(h *holder) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.ttl)
 	defer cancel()
-	if err := r.store.DeleteRegistration(ctx, h.key); err != nil {
+	if err := r.store.Remove(ctx, h.key); err != nil {
 		r.log.Warn("delete writer registration; it expires on its own", slog.String("org_id", h.orgID), slog.Any("error", err))
 	}
 }
@@ -285,14 +284,12 @@ func (r *registry) keep(h *holder) {
 			continue
 		}
 
-		ctx, cancel := context.WithTimeout(r.ctx, r.ttl-r.margin())
-		if o, err := r.orgs.ByID(ctx, h.orgID); errs.Is(err, errs.NotFound) || err == nil && (o.Pending != nil || o.State != org.StateActive) {
+		if o, err := active(r.dir, h.orgID); errs.Is(err, errs.NotFound) || err == nil && o.Pending != nil {
 			r.mu.Lock()
 			r.refused[h.orgID] = time.Now().Add(r.refuseFor())
 			r.dropLocked(h)
 			del := r.takeDeleteLocked(h)
 			r.mu.Unlock()
-			cancel()
 			if del {
 				r.unregister(h)
 				return
@@ -302,7 +299,6 @@ func (r *registry) keep(h *holder) {
 		if due {
 			r.renew(h)
 		}
-		cancel()
 	}
 }
 
@@ -311,7 +307,7 @@ func (r *registry) renew(h *holder) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.ttl-r.margin())
 	defer cancel()
 	sent := time.Now()
-	err := r.store.RenewRegistration(ctx, h.key, sent.Add(r.ttl).UTC())
+	err := r.store.Renew(ctx, h.key, sent.Add(r.ttl).UTC())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	switch {
@@ -353,7 +349,7 @@ func (r *registry) quiesce(ctx context.Context, orgID string, skew, maxWait time
 	start := time.Now()
 	cutoff := start.Add(skew)
 	for {
-		regs, err := r.store.Registrations(ctx, orgID)
+		regs, err := r.store.Of(ctx, orgID)
 		if err != nil {
 			return err
 		}
@@ -362,7 +358,7 @@ func (r *registry) quiesce(ctx context.Context, orgID string, skew, maxWait time
 		for _, g := range regs {
 			switch {
 			case g.ExpiresAt.Before(now.Add(-r.garbageAfter())):
-				if err := r.store.DeleteRegistration(ctx, g.Key); err != nil {
+				if err := r.store.Remove(ctx, g.Key); err != nil {
 					r.log.Warn("delete expired writer registration", slog.String("org_id", orgID), slog.Any("error", err))
 				}
 			case g.ExpiresAt.After(now) && g.RegisteredAt.Before(cutoff):
@@ -403,7 +399,7 @@ func (r *registry) close(ctx context.Context) {
 	r.holders = map[string]*holder{}
 	r.mu.Unlock()
 	for _, h := range all {
-		if err := r.store.DeleteRegistration(ctx, h.key); err != nil {
+		if err := r.store.Remove(ctx, h.key); err != nil {
 			r.log.Warn("delete writer registration at shutdown", slog.String("org_id", h.orgID), slog.Any("error", err))
 		}
 	}

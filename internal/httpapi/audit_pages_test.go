@@ -110,12 +110,16 @@ func TestAuditBadQuery(t *testing.T) {
 	admin := tm.tokens[org.RoleAdmin]
 	id := e.events(tm.id)[0].ID
 	before := e.snapshot()
-	for _, q := range []string{
+	bad := []string{
 		"limit=0", "limit=201", "limit=-1", "limit=x", "limit=", "limit=1.5", "limit=%201",
 		"limit=1&limit=2", "limit=5&limit=5", "after=" + id + "&after=" + id,
 		"foo=1", "Limit=5", "limit=5&org_id=" + tm.id,
-		"after=", "after=abc", "after=" + strings.ToUpper(id), "after=" + id[1:], "after=" + tm.id + "/" + id, "after=" + id + "0",
-	} {
+		"after=", "after=abc", "after=" + id[1:], "after=" + tm.id + "/" + id, "after=" + id + "0",
+	}
+	if upper := strings.ToUpper(id); upper != id { // an id of digits only has no upper case
+		bad = append(bad, "after="+upper)
+	}
+	for _, q := range bad {
 		t.Run(q, func(t *testing.T) {
 			p := assertProblem(t, e.do(http.MethodGet, auditURL+"?"+q, "", admin), http.StatusBadRequest)
 			assert.Equal(t, "https://orgservice.dev/problems/bad-request", p["type"])

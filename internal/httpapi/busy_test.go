@@ -22,7 +22,7 @@ func TestWritesDuringAnOperationAreRefused(t *testing.T) {
 	id := created["id"].(string)
 
 	ctx := context.Background()
-	require.NoError(t, e.store.AcquireLease(ctx, id, "another-instance", time.Minute))
+	require.NoError(t, e.stores.Leases.Acquire(ctx, id, "another-instance", time.Minute))
 
 	for _, tc := range []struct{ method, target, body string }{
 		{http.MethodPut, "/api/v1/org/update", `{"organization_name":"Renamed"}`},
@@ -39,7 +39,7 @@ func TestWritesDuringAnOperationAreRefused(t *testing.T) {
 	assert.Equal(t, []string{"org_acme"}, e.collections(), "nothing moved")
 	e.login("admin@acme.com", "password-1") // password unchanged
 
-	require.NoError(t, e.store.ReleaseLease(ctx, id, "another-instance"))
+	require.NoError(t, e.stores.Leases.Release(ctx, id, "another-instance"))
 	r = e.do(http.MethodPut, "/api/v1/org/update", `{"organization_name":"Renamed"}`, tok)
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	assert.Equal(t, []string{"org_renamed"}, e.collections())

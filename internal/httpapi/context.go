@@ -16,7 +16,7 @@ const (
 // RequestID returns the request's id, or "".
 func RequestID(ctx context.Context) string { return org.OriginOf(ctx).RequestID }
 
-// principal returns the authenticated admin; ok is false on public routes.
+// principal returns the authenticated member; ok is false on public routes.
 func principal(ctx context.Context) (org.Principal, bool) {
 	p, ok := ctx.Value(principalKey).(org.Principal)
 	return p, ok

@@ -164,7 +164,7 @@ func checkProblemStatus(t testing.TB, req *http.Request, r resp) {
 func TestContractRoutesMatchSpec(t *testing.T) {
 	sp, err := loadSpec()
 	require.NoError(t, err)
-	srv := httpapi.New(nil, nil, slog.New(slog.DiscardHandler), httpapi.Options{})
+	srv := httpapi.New(httpapi.Deps{}, httpapi.Options{}, slog.New(slog.DiscardHandler))
 
 	var routed []string
 	require.NoError(t, chi.Walk(srv.Router(), func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
@@ -243,7 +243,7 @@ func (f *failures) Errorf(format string, args ...any) {
 
 // TestContractCheckerCatchesMismatches: the response check can fail.
 func TestContractCheckerCatchesMismatches(t *testing.T) {
-	srv := httpapi.New(nil, nil, slog.New(slog.DiscardHandler), httpapi.Options{})
+	srv := httpapi.New(httpapi.Deps{}, httpapi.Options{}, slog.New(slog.DiscardHandler))
 	header := func(kv ...string) http.Header {
 		h := http.Header{}
 		for i := 0; i+1 < len(kv); i += 2 {

@@ -24,15 +24,15 @@ const (
 	importURL = "/api/v1/org/import"
 )
 
-// tenant is an organization and its admin's token.
+// tenant is an organization and its first owner's token.
 type tenant struct {
 	id, name, coll, token string
 }
 
-// tenants numbers the admins' emails, so that a name may be created again.
+// tenants numbers the first owners' emails, so that a name may be created again.
 var tenants atomic.Int64
 
-// tenant creates an organization and logs its admin in.
+// tenant creates an organization and logs its first owner in.
 func (e *env) tenant(name string) tenant {
 	e.t.Helper()
 	email := fmt.Sprintf("%s-%d@example.com", strings.ToLower(strings.ReplaceAll(name, " ", "")), tenants.Add(1))

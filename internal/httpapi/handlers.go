@@ -140,7 +140,7 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.DBTimeout)
 	defer cancel()
-	if err := s.orgs.Ping(ctx); err != nil {
+	if err := s.db.Ping(ctx); err != nil {
 		s.fail(w, r, errs.Wrap(errs.Unavailable, err, "the database is not reachable"))
 		return
 	}

@@ -4,44 +4,35 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/orgservice/orgservice/internal/app"
+	"github.com/orgservice/orgservice/internal/app/apptest"
 	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/dbtest"
-	"github.com/orgservice/orgservice/internal/directory"
-	"github.com/orgservice/orgservice/internal/document"
 	"github.com/orgservice/orgservice/internal/httpapi"
-	"github.com/orgservice/orgservice/internal/metrics"
 	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
 // testSecret signs tokens in tests.
-const testSecret = "test-secret-key-0123456789abcdef0123456789"
-
-// docsConfig is the documents service's configuration in tests: TTLs
-// shorter than the defaults, so that a test that stops a writer does not
-// wait long for it, yet long enough that a write's deadline (a fraction of
-// them) holds on a loaded machine under the race detector.
-var docsConfig = document.Config{WriterTTL: 5 * time.Second, ClaimTTL: 9 * time.Second}
+const testSecret = apptest.Secret
 
 // env is one test's service over its own database, reached through the real router.
 type env struct {
 	t      testing.TB
 	db     *mongo.Database
-	store  *mongostore.Store
+	app    *app.App
+	stores *mongostore.Stores
 	orgs   *org.Service
 	auth   *auth.Service
-	docSvc *document.Service
 	srv    *httpapi.Server
 }
 
@@ -52,44 +43,27 @@ func newEnv(t testing.TB, cfg org.Config) *env {
 	return newEnvWith(t, cfg, httpapi.Options{})
 }
 
-// newEnvWith is newEnv with the server's Options. Without opts.Metrics the
-// env gets metrics of its own, wired to the service as in main.
+// newEnvWith is newEnv with the server's Options.
 func newEnvWith(t testing.TB, cfg org.Config, opts httpapi.Options) *env {
 	t.Helper()
 	return newEnvOn(t, dbtest.New(t), cfg, opts)
 }
 
-// testDirectory refreshes often but tolerates a minute without a refresh:
-// these tests run in parallel under the race detector on a small machine,
-// and staleness is tested where it is the subject (internal/directory).
-var testDirectory = directory.Config{Staleness: time.Minute, Every: 50 * time.Millisecond}
-
 // newEnvOn is newEnvWith over db, which other envs may share: each is one
 // instance of the service, as separate processes would be.
 func newEnvOn(t testing.TB, db *mongo.Database, cfg org.Config, opts httpapi.Options) *env {
 	t.Helper()
-	store := mongostore.New(db, 0)
-	require.NoError(t, store.EnsureIndexes(context.Background()))
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	dir, err := directory.Start(ctx, store, testDirectory, log)
-	require.NoError(t, err)
-	orgs := org.NewService(store, dir, auth.Bcrypt{Cost: 4}, cfg, log)
-	authn, err := auth.NewService(orgs, orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = orgs.Wait(context.Background()); cancel() })
-	if opts.Metrics == nil {
-		m := metrics.New()
-		orgs.SetObserver(m)
-		opts.Metrics = m
-	}
-	docs := document.NewService(store, orgs, docsConfig, log)
-	t.Cleanup(func() { docs.Close(context.Background()) })
-	orgs.SetWriters(docs)
-	if opts.Documents == nil {
-		opts.Documents = docs
-	}
-	return &env{t: t, db: db, store: store, orgs: orgs, auth: authn, docSvc: docs, srv: httpapi.New(orgs, authn, log, opts)}
+	c := apptest.Config()
+	c.Org, c.HTTP = cfg, opts
+	return newEnvFrom(t, db, c)
+}
+
+// newEnvFrom starts the service over db with c, through the constructor
+// main uses.
+func newEnvFrom(t testing.TB, db *mongo.Database, c app.Config) *env {
+	t.Helper()
+	a := apptest.Start(t, db, c, nil)
+	return &env{t: t, db: db, app: a, stores: a.Stores(), orgs: a.Orgs(), auth: a.Auth(), srv: a.Handler()}
 }
 
 // resp is a recorded response.

@@ -24,7 +24,7 @@ import (
 // newBareEnv is an env without a database, for routes that need none.
 func newBareEnv(t testing.TB, opts httpapi.Options) *env {
 	t.Helper()
-	return &env{t: t, srv: httpapi.New(nil, nil, slog.New(slog.DiscardHandler), opts)}
+	return &env{t: t, srv: httpapi.New(httpapi.Deps{}, opts, slog.New(slog.DiscardHandler))}
 }
 
 // metricsText scrapes /metrics.
@@ -67,7 +67,7 @@ func TestSecurityHeaders(t *testing.T) {
 
 func TestRequestID(t *testing.T) {
 	var logs bytes.Buffer
-	srv := httpapi.New(nil, nil, slog.New(slog.NewJSONHandler(&logs, nil)), httpapi.Options{})
+	srv := httpapi.New(httpapi.Deps{}, httpapi.Options{}, slog.New(slog.NewJSONHandler(&logs, nil)))
 	send := func(id string) string {
 		req := httptest.NewRequest(http.MethodGet, "/healthz", nil)
 		if id != "" {

@@ -216,7 +216,7 @@ func (e *env) snapshot() map[string]map[string]string {
 	return out
 }
 
-// tokenFor creates an organization and logs its admin in.
+// tokenFor creates an organization and logs its first owner in.
 func (e *env) tokenFor(name, email, password string) (map[string]any, string) {
 	e.t.Helper()
 	o := e.create(name, email, password)

@@ -42,7 +42,7 @@ func (s *Server) newRateLimits() rateLimits {
 }
 
 // limiter allows perMin requests a minute per key; perMin 0 disables it. A
-// request whose key is "" is not limited by it. With Options.RateStore the
+// request whose key is "" is not limited by it. With Deps.RateStore the
 // count is the store's, shared by every instance (fixed windows, see
 // storeLimiter); without, it is this process's own (httprate's sliding
 // window).
@@ -50,7 +50,7 @@ func (s *Server) limiter(name string, perMin int, key func(*http.Request) string
 	if perMin <= 0 {
 		return func(next http.Handler) http.Handler { return next }
 	}
-	if s.opts.RateStore != nil {
+	if s.rates != nil {
 		return s.storeLimiter(name, perMin, key)
 	}
 	rl := httprate.NewRateLimiter(perMin, time.Minute,

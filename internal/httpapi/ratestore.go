@@ -26,7 +26,7 @@ const rateWindow = time.Minute
 // failOpenLogEvery spaces the warnings of requests let through unlimited.
 const failOpenLogEvery = 10 * time.Second
 
-// storeLimiter is limiter over Options.RateStore: fixed one-minute windows,
+// storeLimiter is limiter over Deps.RateStore: fixed one-minute windows,
 // counted together by every instance sharing the store. Each check is bounded
 // by Options.RateTimeout; when the store fails the request gets a 503 or,
 // with Options.RateFailOpen, passes unlimited.
@@ -38,11 +38,11 @@ func (s *Server) storeLimiter(name string, perMin int, key func(*http.Request) s
 				next.ServeHTTP(w, r)
 				return
 			}
-			now := s.opts.Now()
+			now := s.now()
 			start := now.Truncate(rateWindow)
 			end := start.Add(rateWindow)
 			ctx, cancel := context.WithTimeout(r.Context(), s.opts.RateTimeout)
-			allowed, remaining, err := s.opts.RateStore.Take(ctx, name, k, perMin, start, end)
+			allowed, remaining, err := s.rates.Take(ctx, name, k, perMin, start, end)
 			cancel()
 			if err != nil {
 				if s.rateStoreFailed(w, r, name, err) {

@@ -24,6 +24,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/orgservice/orgservice/internal/app/apptest"
 	"github.com/orgservice/orgservice/internal/dbtest"
 	"github.com/orgservice/orgservice/internal/httpapi"
 	"github.com/orgservice/orgservice/internal/mongostore"
@@ -57,15 +58,14 @@ func newCluster(t *testing.T, n int, opts httpapi.Options) *cluster {
 	t.Helper()
 	c := &cluster{t: t, db: dbtest.New(t), clock: &testClock{}}
 	c.clock.Set(windowStart.Add(15 * time.Second))
-	opts.Now = c.clock.Now
 	opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	// Exactness is under test, not speed: a loaded test machine must not
 	// turn a slow insert into a 503.
 	opts.RateTimeout = 20 * time.Second
 	for range n {
-		o := opts
-		o.RateStore = mongostore.NewRateLimits(c.db, nil)
-		c.envs = append(c.envs, newEnvOn(t, c.db, org.Config{}, o))
+		cfg := apptest.Config()
+		cfg.HTTP, cfg.SharedRateLimits, cfg.Clock = opts, true, c.clock.Now
+		c.envs = append(c.envs, newEnvFrom(t, c.db, cfg))
 	}
 	var turn atomic.Uint64
 	c.lb = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -264,10 +264,14 @@ func TestSharedLimitStoreUnavailable(t *testing.T) {
 				e := newEnv(t, org.Config{})
 				e.create("Acme", "admin@acme.com", "s3cretpass")
 				var logs syncBuffer
-				e.srv = httpapi.New(e.orgs, e.auth, slog.New(slog.NewJSONHandler(&logs, nil)), httpapi.Options{
-					LoginRatePerMin: 5, WriteRatePerMin: 10, RateFailOpen: open,
-					RateStore: mongostore.NewRateLimits(dead(t), nil), RateTimeout: 300 * time.Millisecond,
-				})
+				// The API of this service, with its rate limits counted in a
+				// database that cannot answer.
+				e.srv = httpapi.New(httpapi.Deps{
+					Orgs: e.orgs, Auth: e.auth, Documents: e.app.Documents(), DB: e.stores,
+					RateStore: mongostore.NewRateLimits(dead(t), nil),
+				}, httpapi.Options{
+					LoginRatePerMin: 5, WriteRatePerMin: 10, RateFailOpen: open, RateTimeout: 300 * time.Millisecond,
+				}, slog.New(slog.NewJSONHandler(&logs, nil)))
 				began := time.Now()
 				login := e.do(http.MethodPost, "/api/v1/admin/login", loginBody("admin@acme.com", "s3cretpass"), "")
 				create := e.do(http.MethodPost, "/api/v1/org/create", `{"organization_name":"Globex","email":"b@x.com","password":"s3cretpass"}`, "")

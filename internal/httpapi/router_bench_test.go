@@ -92,7 +92,7 @@ func stubServer() *httpapi.Server {
 	}
 	// The production log handler, its output discarded.
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
-	return httpapi.New(stubOrgs{o: o}, stubAuth{o}, log, httpapi.Options{})
+	return httpapi.New(httpapi.Deps{Orgs: stubOrgs{o: o}, Auth: stubAuth{o}}, httpapi.Options{}, log)
 }
 
 func BenchmarkRouterGetOrg(b *testing.B) {

@@ -22,7 +22,6 @@ type Orgs interface {
 	Get(ctx context.Context, name string) (*org.Organization, error)
 	Update(ctx context.Context, p org.Principal, in org.UpdateInput) (*org.Organization, error)
 	Delete(ctx context.Context, p org.Principal, name string) error
-	Ping(ctx context.Context) error
 
 	Members(ctx context.Context, p org.Principal) ([]org.Member, error)
 	Me(ctx context.Context, p org.Principal) (*org.Member, error)
@@ -33,10 +32,15 @@ type Orgs interface {
 	Audit(ctx context.Context, p org.Principal, q org.AuditQuery) (org.AuditPage, error)
 }
 
-// Auth is what the API needs to log admins in and check their tokens.
+// Auth is what the API needs to log members in and check their tokens.
 type Auth interface {
 	Login(ctx context.Context, email, password string) (auth.Token, error)
 	Authenticate(ctx context.Context, raw string) (org.Principal, error)
+}
+
+// Pinger checks that the database answers, for the readiness probe.
+type Pinger interface {
+	Ping(ctx context.Context) error
 }
 
 var (
@@ -45,8 +49,26 @@ var (
 	_ Recorder = (*metrics.Metrics)(nil)
 )
 
-// Options tunes the server. The zero value has no rate limits, trusts no
-// proxy and allows any origin.
+// Deps are the server's collaborators. Orgs, Auth, Documents and DB serve
+// the routes; the others may be nil.
+type Deps struct {
+	Orgs      Orgs
+	Auth      Auth
+	Documents Documents
+	DB        Pinger
+	// RateStore, when set, keeps the rate limits' counts where every
+	// instance sharing it sees them, in fixed one-minute windows; nil counts
+	// in this process's memory (a sliding window per instance).
+	RateStore RateStore
+	// Metrics records requests and rate-limit rejections and serves
+	// /metrics; nil gets a registry of the server's own.
+	Metrics Recorder
+	// Now is the clock of RateStore's windows; nil is time.Now.
+	Now func() time.Time
+}
+
+// Options are the server's settings. The zero value has no rate limits,
+// trusts no proxy and allows any origin.
 type Options struct {
 	// DBTimeout bounds the readiness probe's ping.
 	DBTimeout time.Duration
@@ -62,23 +84,11 @@ type Options struct {
 	// CORSOrigins are the origins browsers may call the API from; empty or
 	// "*" allows any origin (never with credentials).
 	CORSOrigins []string
-	// RateStore, when set, keeps the rate limits' counts where every
-	// instance sharing it sees them, in fixed one-minute windows; nil counts
-	// in this process's memory (a sliding window per instance).
-	RateStore RateStore
 	// RateFailOpen lets a request through unlimited, with a warning (at most
 	// one every 10 s), when RateStore fails; otherwise it gets a 503.
 	RateFailOpen bool
 	// RateTimeout bounds each RateStore call; 0 is min(DBTimeout, 2s).
 	RateTimeout time.Duration
-	// Now is the clock of RateStore's windows; nil is time.Now.
-	Now func() time.Time
-	// Metrics records requests and rate-limit rejections and serves
-	// /metrics; nil gets a registry of the server's own.
-	Metrics Recorder
-	// Documents serves the tenant documents routes (/api/v1/org/documents,
-	// export, import); they are routed even when it is nil.
-	Documents Documents
 	// DataRatePerMin caps document requests a minute per organization; 0
 	// disables the limit.
 	DataRatePerMin int
@@ -91,6 +101,9 @@ type Server struct {
 	orgs    Orgs
 	auth    Auth
 	docs    Documents
+	db      Pinger
+	rates   RateStore
+	now     func() time.Time
 	log     *slog.Logger
 	opts    Options
 	metrics Recorder
@@ -99,25 +112,27 @@ type Server struct {
 	router  chi.Router
 }
 
-// New returns a Server with its routes mounted.
-func New(orgs Orgs, authn Auth, log *slog.Logger, opts Options) *Server {
+// New returns a Server over deps with its routes mounted.
+func New(deps Deps, opts Options, log *slog.Logger) *Server {
 	if opts.DBTimeout <= 0 {
 		opts.DBTimeout = 5 * time.Second
-	}
-	if opts.Metrics == nil {
-		opts.Metrics = metrics.New()
 	}
 	if opts.RateTimeout <= 0 {
 		opts.RateTimeout = min(opts.DBTimeout, 2*time.Second)
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
-	}
 	if opts.ImportMaxBytes <= 0 {
 		opts.ImportMaxBytes = DefaultImportMaxBytes
 	}
-	s := &Server{orgs: orgs, auth: authn, log: log, opts: opts, metrics: opts.Metrics, ips: clientIPs{trusted: opts.TrustedProxies}}
-	s.docs = opts.Documents
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New(nil)
+	}
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	s := &Server{
+		orgs: deps.Orgs, auth: deps.Auth, docs: deps.Documents, db: deps.DB, rates: deps.RateStore, now: deps.Now,
+		log: log, opts: opts, metrics: deps.Metrics, ips: clientIPs{trusted: opts.TrustedProxies},
+	}
 	s.limits = s.newRateLimits()
 	s.router = s.routes()
 	return s

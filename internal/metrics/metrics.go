@@ -35,8 +35,9 @@ type Metrics struct {
 var _ org.Observer = (*Metrics)(nil)
 
 // New returns Metrics on a fresh registry that also carries the Go runtime
-// and process collectors.
-func New() *Metrics {
+// and process collectors, and, when dir is not nil, the directory's size,
+// age and reloads, read at each scrape.
+func New(dir DirectoryStats) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		reg: reg,
@@ -82,6 +83,9 @@ func New() *Metrics {
 		m.orgsCreated, m.orgsDeleted,
 		m.migrations, m.migrationDuration, m.migrationDocs,
 	)
+	if dir != nil {
+		m.watchDirectory(dir)
+	}
 	return m
 }
 
@@ -119,15 +123,16 @@ func (m *Metrics) Migrated(strategy org.Strategy, docs int64, took time.Duration
 	m.migrationDocs.WithLabelValues(s).Add(float64(docs))
 }
 
-// Directory is what the metrics read of the in-memory organization directory.
-type Directory interface {
+// DirectoryStats is what the metrics read of the in-memory organization
+// directory.
+type DirectoryStats interface {
 	Len() int
 	Age() time.Duration
 	Reloads() int64
 }
 
-// WatchDirectory exports d's size, age and full reloads, read at each scrape.
-func (m *Metrics) WatchDirectory(d Directory) {
+// watchDirectory exports d's size, age and full reloads, read at each scrape.
+func (m *Metrics) watchDirectory(d DirectoryStats) {
 	m.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "orgservice_directory_organizations",

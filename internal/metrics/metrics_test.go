@@ -26,7 +26,7 @@ func scrape(t *testing.T, m *metrics.Metrics) string {
 }
 
 func TestMetricsAreRecordedOnOwnRegistry(t *testing.T) {
-	a, b := metrics.New(), metrics.New() // a global registry would panic on the second
+	a, b := metrics.New(nil), metrics.New(nil) // a global registry would panic on the second
 	a.OrgCreated()
 	a.OrgCreated()
 	a.OrgDeleted()
@@ -69,8 +69,7 @@ func (d dirState) Age() time.Duration { return d.age }
 func (d dirState) Reloads() int64     { return d.reloads }
 
 func TestDirectoryIsExported(t *testing.T) {
-	m := metrics.New()
-	m.WatchDirectory(dirState{n: 42, age: 250 * time.Millisecond, reloads: 3})
+	m := metrics.New(dirState{n: 42, age: 250 * time.Millisecond, reloads: 3})
 	text := scrape(t, m)
 	for _, want := range []string{
 		"orgservice_directory_organizations 42",

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgservice/orgservice/internal/org"
@@ -12,6 +13,12 @@ import (
 
 // AuditCollection holds every organization's audit events.
 const AuditCollection = "audit"
+
+// AuditLog is the audit collection: every organization's events, kept
+// after it is deleted. It implements org.AuditLog.
+type AuditLog struct {
+	coll *mongo.Collection
+}
 
 // eventDoc is an audit event. Its _id is the organization's id, "/" and
 // the event's id: an organization's events are one range of the _id index,
@@ -74,13 +81,13 @@ func fromEventDocs(ds []eventDoc) []org.Event {
 	return out
 }
 
-// InsertEvents writes evs in one unordered insert; events written already
+// Insert writes evs in one unordered insert; events written already
 // (the same _id) are skipped, so writing an event again is a no-op.
-func (s *Store) InsertEvents(ctx context.Context, evs []org.Event) error {
+func (s *AuditLog) Insert(ctx context.Context, evs []org.Event) error {
 	if len(evs) == 0 {
 		return nil
 	}
-	_, err := s.audit.InsertMany(ctx, toEventDocs(evs), options.InsertMany().SetOrdered(false))
+	_, err := s.coll.InsertMany(ctx, toEventDocs(evs), options.InsertMany().SetOrdered(false))
 	if err == nil || onlyDuplicates(err) {
 		return nil
 	}
@@ -90,14 +97,14 @@ func (s *Store) InsertEvents(ctx context.Context, evs []org.Event) error {
 // Events returns up to limit events of orgID, newest first, older than the
 // event after when it is not "". The filter is a range of _id: on MongoDB an
 // index scan; FerretDB 1.24 reads the whole collection for it.
-func (s *Store) Events(ctx context.Context, orgID, after string, limit int) ([]org.Event, error) {
+func (s *AuditLog) Events(ctx context.Context, orgID, after string, limit int) ([]org.Event, error) {
 	upper := orgID + "0" // "0" follows "/": the end of orgID's range
 	if after != "" {
 		upper = eventKey(orgID, after)
 	}
 	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: orgID + "/"}, {Key: "$lt", Value: upper}}}}
 	opts := options.Find().SetSort(bson.D{{Key: "_id", Value: -1}}).SetLimit(int64(limit))
-	cur, err := s.audit.Find(ctx, filter, opts)
+	cur, err := s.coll.Find(ctx, filter, opts)
 	if err != nil {
 		return nil, mapErr(err, "read audit events")
 	}

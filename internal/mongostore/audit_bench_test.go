@@ -21,7 +21,7 @@ import (
 func BenchmarkAuditPage(b *testing.B) {
 	const orgs, perOrg = 100, 100
 	ctx := context.Background()
-	store := mongostore.New(dbtest.New(b), 0)
+	store := mongostore.Open(dbtest.New(b), 0).Audit
 	ids := make([]string, orgs)
 	start := time.Now().UTC()
 	for i := range ids {
@@ -36,7 +36,7 @@ func BenchmarkAuditPage(b *testing.B) {
 				Details: map[string]string{"ip": "192.0.2.1"}, RequestID: fmt.Sprintf("req-%d-%d", i, j),
 			}
 		}
-		require.NoError(b, store.InsertEvents(ctx, evs))
+		require.NoError(b, store.Insert(ctx, evs))
 	}
 	b.ReportAllocs()
 	i := 0

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/orgservice/orgservice/internal/errs"
@@ -22,6 +23,20 @@ const changesCollection = "changes"
 // retention (directory.Config.Retention, 2 minutes by default), so that an
 // appender never inserts at a number already pruned.
 const hintTTL = 15 * time.Second
+
+// ChangeLog is the change log: it announces every write of an
+// organization's metadata to every instance's directory. It implements
+// org.ChangeLog and the directory's reads of it.
+type ChangeLog struct {
+	coll *mongo.Collection
+
+	// hint is this process's idea of the log's head, for Append.
+	hint struct {
+		sync.Mutex
+		seq int64
+		at  time.Time
+	}
+}
 
 // changeDoc is one entry of the change log. Its _id is its number, so that
 // taking number n is an insert under a unique key: of two appenders only one
@@ -42,14 +57,14 @@ func changeKey(seq int64) string { return fmt.Sprintf("%020d", seq) }
 
 func (d changeDoc) seq() (int64, error) { return strconv.ParseInt(d.Key, 10, 64) }
 
-// AppendChange adds an entry naming orgID to the change log. It is called
+// Append adds an entry naming orgID to the change log. It is called
 // after the organization's lease is taken and before its metadata is
 // written, so that every write is announced before it happens.
-func (s *Store) AppendChange(ctx context.Context, orgID string) error {
+func (s *ChangeLog) Append(ctx context.Context, orgID string) error {
 	s.hint.Lock()
 	defer s.hint.Unlock()
 	if time.Since(s.hint.at) > hintTTL {
-		head, err := s.ChangeHead(ctx)
+		head, err := s.Head(ctx)
 		if err != nil {
 			return err
 		}
@@ -57,7 +72,7 @@ func (s *Store) AppendChange(ctx context.Context, orgID string) error {
 	}
 	for {
 		n := s.hint.seq + 1
-		_, err := s.changes.InsertOne(ctx, changeDoc{Key: changeKey(n), OrgID: orgID, At: time.Now().UTC()})
+		_, err := s.coll.InsertOne(ctx, changeDoc{Key: changeKey(n), OrgID: orgID, At: time.Now().UTC()})
 		if err != nil && !mongo.IsDuplicateKeyError(err) {
 			return mapErr(err, "append change")
 		}
@@ -72,28 +87,28 @@ func (s *Store) AppendChange(ctx context.Context, orgID string) error {
 	}
 }
 
-// ChangeAt returns the organization named by entry seq of the change log;
+// At returns the organization named by entry seq of the change log;
 // errs.NotFound when there is no such entry (yet, or any more).
-func (s *Store) ChangeAt(ctx context.Context, seq int64) (string, error) {
+func (s *ChangeLog) At(ctx context.Context, seq int64) (string, error) {
 	var d changeDoc
-	if err := decodeOne(s.changes.FindOne(ctx, bson.D{{Key: "_id", Value: changeKey(seq)}}), &d); err != nil {
+	if err := decodeOne(s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: changeKey(seq)}}), &d); err != nil {
 		return "", mapErr(err, "read change")
 	}
 	return d.OrgID, nil
 }
 
-// ChangesAfter returns the organizations named by entries seq+1, seq+2, …
+// After returns the organizations named by entries seq+1, seq+2, …
 // in order, at most limit, stopping before the first number it does not
 // find. The usual answer, none, costs one lookup of seq+1.
-func (s *Store) ChangesAfter(ctx context.Context, seq int64, limit int) ([]string, error) {
-	first, err := s.ChangeAt(ctx, seq+1)
+func (s *ChangeLog) After(ctx context.Context, seq int64, limit int) ([]string, error) {
+	first, err := s.At(ctx, seq+1)
 	if errs.Is(err, errs.NotFound) {
 		return nil, nil
 	}
 	if err != nil || limit == 1 {
 		return []string{first}, err
 	}
-	cur, err := s.changes.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: changeKey(seq)}}}},
+	cur, err := s.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: changeKey(seq)}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
 		return nil, mapErr(err, "read changes")
@@ -113,10 +128,10 @@ func (s *Store) ChangesAfter(ctx context.Context, seq int64, limit int) ([]strin
 	return ids, nil
 }
 
-// ChangeHead returns the number of the change log's last entry, 0 when it is empty.
-func (s *Store) ChangeHead(ctx context.Context) (int64, error) {
+// Head returns the number of the change log's last entry, 0 when it is empty.
+func (s *ChangeLog) Head(ctx context.Context) (int64, error) {
 	var d changeDoc
-	err := decodeOne(s.changes.FindOne(ctx, bson.D{},
+	err := decodeOne(s.coll.FindOne(ctx, bson.D{},
 		options.FindOne().SetSort(bson.D{{Key: "_id", Value: -1}})), &d)
 	if err == mongo.ErrNoDocuments {
 		return 0, nil
@@ -131,46 +146,27 @@ func (s *Store) ChangeHead(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// PruneChanges removes entries written before before, always keeping the
+// Prune removes entries written before before, always keeping the
 // last one, whose number the next appender continues from.
-func (s *Store) PruneChanges(ctx context.Context, before time.Time) error {
-	head, err := s.ChangeHead(ctx)
+func (s *ChangeLog) Prune(ctx context.Context, before time.Time) error {
+	head, err := s.Head(ctx)
 	if err != nil || head == 0 {
 		return err
 	}
-	_, err = s.changes.DeleteMany(ctx, bson.D{
+	_, err = s.coll.DeleteMany(ctx, bson.D{
 		{Key: "_id", Value: bson.D{{Key: "$lt", Value: changeKey(head)}}},
 		{Key: "at", Value: bson.D{{Key: "$lt", Value: before}}},
 	})
 	return mapErr(err, "prune change log")
 }
 
-// LeasedOrgs lists the organizations that have a lease, live or expired.
-func (s *Store) LeasedOrgs(ctx context.Context) ([]string, error) {
-	cur, err := s.leases.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return nil, mapErr(err, "find leases")
-	}
-	docs, err := decodeAll[struct {
-		ID string `bson:"_id"`
-	}](ctx, cur)
-	if err != nil {
-		return nil, mapErr(err, "read leases")
-	}
-	ids := make([]string, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ID
-	}
-	return ids, nil
-}
-
-// WatchChanges calls notify for every entry appended to the change log, as
+// Watch calls notify for every entry appended to the change log, as
 // a MongoDB change stream reports it, until ctx is done or the stream
 // breaks. It returns an error wrapping errors.ErrUnsupported when the
 // server has no change streams (a standalone server, FerretDB).
-func (s *Store) WatchChanges(ctx context.Context, notify func()) error {
+func (s *ChangeLog) Watch(ctx context.Context, notify func()) error {
 	pipeline := mongo.Pipeline{bson.D{{Key: "$match", Value: bson.D{{Key: "operationType", Value: "insert"}}}}}
-	cs, err := s.changes.Watch(ctx, pipeline)
+	cs, err := s.coll.Watch(ctx, pipeline)
 	if err != nil {
 		if mongo.IsNetworkError(err) || mongo.IsTimeout(err) || ctx.Err() != nil {
 			return mapErr(err, "watch change log")

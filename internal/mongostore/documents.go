@@ -22,18 +22,27 @@ const (
 // exportBatch is how many documents an export's cursor holds at a time.
 const exportBatch = 500
 
-var _ document.Store = (*Store)(nil)
+// Documents are the documents inside the tenant collections. It implements
+// document.Store.
+type Documents struct {
+	db *mongo.Database
+}
+
+var _ document.Store = (*Documents)(nil)
 
 func docNotFound() error { return errs.Errorf(errs.NotFound, "document not found") }
 
-// InsertDocument stores d in coll; errs.Conflict when coll holds its id.
-func (s *Store) InsertDocument(ctx context.Context, coll string, d *document.Document) error {
+// NewID returns a fresh document id: an ObjectID in hex.
+func (s *Documents) NewID() string { return bson.NewObjectID().Hex() }
+
+// Insert stores d in coll; errs.Conflict when coll holds its id.
+func (s *Documents) Insert(ctx context.Context, coll string, d *document.Document) error {
 	_, err := s.db.Collection(coll).InsertOne(ctx, toStored(d))
 	return mapErr(err, "insert document")
 }
 
-// FindDocument returns the document id of coll; errs.NotFound when none.
-func (s *Store) FindDocument(ctx context.Context, coll, id string) (*document.Document, error) {
+// Find returns the document id of coll; errs.NotFound when none.
+func (s *Documents) Find(ctx context.Context, coll, id string) (*document.Document, error) {
 	raw, err := s.db.Collection(coll).FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, docNotFound()
@@ -53,8 +62,8 @@ func versionFilter(id string, version int64, created time.Time) bson.D {
 	return bson.D{{Key: "_id", Value: id}, {Key: "version", Value: version}, {Key: "created_at", Value: created}}
 }
 
-// ReplaceDocument writes d over the document of coll at version from.
-func (s *Store) ReplaceDocument(ctx context.Context, coll string, d *document.Document, from int64) (bool, error) {
+// Replace writes d over the document of coll at version from.
+func (s *Documents) Replace(ctx context.Context, coll string, d *document.Document, from int64) (bool, error) {
 	res, err := s.db.Collection(coll).UpdateOne(ctx, versionFilter(d.ID, from, d.CreatedAt), bson.D{{Key: "$set", Value: bson.D{
 		{Key: "data", Value: toBSON(d.Data)},
 		{Key: "version", Value: narrow(d.Version)},
@@ -66,8 +75,8 @@ func (s *Store) ReplaceDocument(ctx context.Context, coll string, d *document.Do
 	return res.MatchedCount == 1, nil
 }
 
-// DeleteDocument removes d from coll if it is still at d.Version.
-func (s *Store) DeleteDocument(ctx context.Context, coll string, d *document.Document) (bool, error) {
+// Delete removes d from coll if it is still at d.Version.
+func (s *Documents) Delete(ctx context.Context, coll string, d *document.Document) (bool, error) {
 	res, err := s.db.Collection(coll).DeleteOne(ctx, versionFilter(d.ID, d.Version, d.CreatedAt))
 	if err != nil {
 		return false, mapErr(err, "delete document")
@@ -75,9 +84,9 @@ func (s *Store) DeleteDocument(ctx context.Context, coll string, d *document.Doc
 	return res.DeletedCount == 1, nil
 }
 
-// ListDocuments returns a page of coll in _id order. Only string ids are
+// List returns a page of coll in _id order. Only string ids are
 // listed: $gt on a string brackets the type, so "" starts at the first.
-func (s *Store) ListDocuments(ctx context.Context, coll string, q document.Query) ([]*document.Document, error) {
+func (s *Documents) List(ctx context.Context, coll string, q document.Query) ([]*document.Document, error) {
 	filter := bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: q.After}}}}
 	for _, f := range q.Filters {
 		filter = append(filter, bson.E{Key: "data." + f.Field, Value: toBSON(f.Value)})
@@ -99,8 +108,8 @@ func (s *Store) ListDocuments(ctx context.Context, coll string, q document.Query
 	return out, mapErr(cur.Err(), "list documents")
 }
 
-// EachDocument streams every document of coll to fn.
-func (s *Store) EachDocument(ctx context.Context, coll string, fn func(*document.Document) error) error {
+// Each streams every document of coll to fn.
+func (s *Documents) Each(ctx context.Context, coll string, fn func(*document.Document) error) error {
 	cur, err := s.db.Collection(coll).Find(ctx, bson.D{}, options.Find().SetBatchSize(exportBatch))
 	if err != nil {
 		return mapErr(err, "export documents")
@@ -118,9 +127,9 @@ func (s *Store) EachDocument(ctx context.Context, coll string, fn func(*document
 	return mapErr(cur.Err(), "export documents")
 }
 
-// InsertDocuments inserts docs unordered and returns the indexes of those
+// InsertMany inserts docs unordered and returns the indexes of those
 // whose id coll already held.
-func (s *Store) InsertDocuments(ctx context.Context, coll string, docs []*document.Document) ([]int, error) {
+func (s *Documents) InsertMany(ctx context.Context, coll string, docs []*document.Document) ([]int, error) {
 	batch := make([]any, len(docs))
 	for i, d := range docs {
 		batch[i] = toStored(d)

@@ -1,8 +1,11 @@
-// Package mongostore implements org.Store, and the rate limits' shared
-// counts (RateLimits), over the official MongoDB driver. It runs unchanged on
-// MongoDB and on FerretDB, and depends on nothing either lacks: no
-// transactions, no $out, no dropTarget, no guarded update for exclusion
-// (names, leases and rate-limit slots are taken by inserts under unique keys).
+// Package mongostore is the service's storage over the official MongoDB
+// driver: one type per thing stored (organizations, name claims, leases,
+// the change log, tenant collections, documents, version claims, writer
+// registrations, the audit log, rate-limit counts), each implementing the
+// interface its consumer declares. It runs unchanged on MongoDB and on
+// FerretDB, and depends on nothing either lacks: no transactions, no $out,
+// no dropTarget, no guarded update for exclusion (names, leases, versions
+// and rate-limit slots are taken by inserts under unique keys).
 package mongostore
 
 import (
@@ -10,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -20,53 +22,52 @@ import (
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
 	"github.com/orgservice/orgservice/internal/errs"
-	"github.com/orgservice/orgservice/internal/org"
 )
 
-// Collection names in the service's database.
-const (
-	OrganizationsCollection = "organizations"
-	claimsCollection        = "claims"
-	leasesCollection        = "leases"
-)
+// Stores is every store of the service over one database: one type per
+// thing stored, each implementing the interface its consumer declares.
+type Stores struct {
+	Organizations *Organizations
+	Names         *NameClaims
+	Leases        *Leases
+	Changes       *ChangeLog
+	Tenants       *Tenants
+	Documents     *Documents
+	Versions      *VersionClaims
+	Writers       *WriterRegistrations
+	Audit         *AuditLog
+
+	db *mongo.Database
+}
 
 // DefaultBatchSize is how many documents a copy moves per insertMany.
 const DefaultBatchSize = 1000
 
-// Store is an org.Store over one MongoDB database.
-type Store struct {
-	db        *mongo.Database
-	orgs      *mongo.Collection
-	claims    *mongo.Collection
-	leases    *mongo.Collection
-	changes   *mongo.Collection
-	audit     *mongo.Collection
-	batchSize int
-
-	// hint is this store's idea of the change log's head, for AppendChange.
-	hint struct {
-		sync.Mutex
-		seq int64
-		at  time.Time
+// Open returns the stores over db; a rename's copy moves copyBatch documents
+// at a time (0: DefaultBatchSize).
+func Open(db *mongo.Database, copyBatch int) *Stores {
+	return &Stores{
+		Organizations: &Organizations{coll: db.Collection(OrganizationsCollection)},
+		Names:         &NameClaims{coll: db.Collection(claimsCollection)},
+		Leases:        &Leases{coll: db.Collection(leasesCollection)},
+		Changes:       &ChangeLog{coll: db.Collection(changesCollection)},
+		Tenants:       newTenants(db, copyBatch),
+		Documents:     &Documents{db: db},
+		Versions:      &VersionClaims{coll: db.Collection(versionsCollection)},
+		Writers:       &WriterRegistrations{coll: db.Collection(writersCollection)},
+		Audit:         &AuditLog{coll: db.Collection(AuditCollection)},
+		db:            db,
 	}
 }
 
-var _ org.Store = (*Store)(nil)
+// EnsureIndexes creates the indexes the stores rely on. It is idempotent.
+func (s *Stores) EnsureIndexes(ctx context.Context) error {
+	return s.Organizations.ensureIndexes(ctx)
+}
 
-// New returns a Store over db that copies batchSize documents at a time (0: DefaultBatchSize).
-func New(db *mongo.Database, batchSize int) *Store {
-	if batchSize <= 0 {
-		batchSize = DefaultBatchSize
-	}
-	return &Store{
-		db:        db,
-		orgs:      db.Collection(OrganizationsCollection),
-		claims:    db.Collection(claimsCollection),
-		leases:    db.Collection(leasesCollection),
-		changes:   db.Collection(changesCollection),
-		audit:     db.Collection(AuditCollection),
-		batchSize: batchSize,
-	}
+// Ping checks that the database answers; errs.Unavailable when it does not.
+func (s *Stores) Ping(ctx context.Context) error {
+	return mapErr(s.db.Client().Ping(ctx, readpref.Primary()), "ping")
 }
 
 // ConnectOption adjusts the client Connect opens.
@@ -97,30 +98,6 @@ func Connect(uri string, timeout time.Duration, opts ...ConnectOption) (*mongo.C
 	}
 	return c, nil
 }
-
-// EnsureIndexes creates the unique indexes the metadata relies on. It is
-// idempotent and creates one index per command (FerretDB v1 drops the
-// connection when one createIndexes names several existing indexes).
-func (s *Store) EnsureIndexes(ctx context.Context) error {
-	for _, field := range []string{"slug", "admin_email"} {
-		_, err := s.orgs.Indexes().CreateOne(ctx, mongo.IndexModel{
-			Keys:    bson.D{{Key: field, Value: 1}},
-			Options: options.Index().SetUnique(true).SetName(field + "_unique"),
-		})
-		if err != nil {
-			return mapErr(err, "ensure index "+field)
-		}
-	}
-	return nil
-}
-
-// Ping checks that the database answers.
-func (s *Store) Ping(ctx context.Context) error {
-	return mapErr(s.db.Client().Ping(ctx, readpref.Primary()), "ping")
-}
-
-// NewID returns a fresh ObjectID in hex.
-func (s *Store) NewID() string { return bson.NewObjectID().Hex() }
 
 // mapErr translates a driver error into the domain's kinds. The driver's
 // text is kept only as the cause, which is logged and never shown.

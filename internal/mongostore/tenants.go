@@ -14,22 +14,36 @@ import (
 	"github.com/orgservice/orgservice/internal/org"
 )
 
-// CreateTenant creates an empty collection, dropping any leftover of that
+// Tenants are the organizations' own collections, org_<slug>. It
+// implements org.Tenants.
+type Tenants struct {
+	db        *mongo.Database
+	batchSize int
+}
+
+func newTenants(db *mongo.Database, batchSize int) *Tenants {
+	if batchSize <= 0 {
+		batchSize = DefaultBatchSize
+	}
+	return &Tenants{db: db, batchSize: batchSize}
+}
+
+// Create creates an empty collection, dropping any leftover of that
 // name first: a new organization never inherits documents.
-func (s *Store) CreateTenant(ctx context.Context, name string) error {
-	if err := s.DropTenant(ctx, name); err != nil {
+func (s *Tenants) Create(ctx context.Context, name string) error {
+	if err := s.Drop(ctx, name); err != nil {
 		return err
 	}
 	return mapErr(s.db.CreateCollection(ctx, name), "create collection")
 }
 
-// DropTenant drops a collection; a missing one is not an error.
-func (s *Store) DropTenant(ctx context.Context, name string) error {
+// Drop drops a collection; a missing one is not an error.
+func (s *Tenants) Drop(ctx context.Context, name string) error {
 	return mapErr(s.db.Collection(name).Drop(ctx), "drop collection")
 }
 
-// TenantExists reports whether the collection exists.
-func (s *Store) TenantExists(ctx context.Context, name string) (bool, error) {
+// Exists reports whether the collection exists.
+func (s *Tenants) Exists(ctx context.Context, name string) (bool, error) {
 	names, err := s.db.ListCollectionNames(ctx, bson.D{{Key: "name", Value: name}})
 	if err != nil {
 		return false, mapErr(err, "list collections")
@@ -37,8 +51,8 @@ func (s *Store) TenantExists(ctx context.Context, name string) (bool, error) {
 	return slices.Contains(names, name), nil
 }
 
-// Tenants lists the tenant collections.
-func (s *Store) Tenants(ctx context.Context) ([]string, error) {
+// List lists the tenant collections.
+func (s *Tenants) List(ctx context.Context) ([]string, error) {
 	names, err := s.db.ListCollectionNames(ctx, bson.D{})
 	if err != nil {
 		return nil, mapErr(err, "list collections")
@@ -52,15 +66,15 @@ func (s *Store) Tenants(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// CountTenant counts the documents of a collection.
-func (s *Store) CountTenant(ctx context.Context, name string) (int64, error) {
+// Count counts the documents of a collection.
+func (s *Tenants) Count(ctx context.Context, name string) (int64, error) {
 	n, err := s.db.Collection(name).CountDocuments(ctx, bson.D{})
 	return n, mapErr(err, "count documents")
 }
 
-// RenameTenant renames from to to with renameCollection, an O(1) change of
+// Rename renames from to to with renameCollection, an O(1) change of
 // metadata. It never drops a target: errs.Conflict when to exists.
-func (s *Store) RenameTenant(ctx context.Context, from, to string) error {
+func (s *Tenants) Rename(ctx context.Context, from, to string) error {
 	db := s.db.Name()
 	err := s.db.Client().Database("admin").RunCommand(ctx, bson.D{
 		{Key: "renameCollection", Value: db + "." + from},
@@ -78,10 +92,10 @@ func (s *Store) RenameTenant(ctx context.Context, from, to string) error {
 	}
 }
 
-// CopyTenant copies from into to in batches of unordered inserts, skipping
+// Copy copies from into to in batches of unordered inserts, skipping
 // the first skip documents. Documents already in to (a resumed copy) are
 // skipped by their duplicate _id, which makes the copy idempotent.
-func (s *Store) CopyTenant(ctx context.Context, from, to string, skip int64, progress func(int64) error) error {
+func (s *Tenants) Copy(ctx context.Context, from, to string, skip int64, progress func(int64) error) error {
 	cur, err := s.db.Collection(from).Find(ctx, bson.D{},
 		options.Find().SetSkip(skip).SetBatchSize(int32(s.batchSize)))
 	if err != nil {

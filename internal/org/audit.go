@@ -160,7 +160,7 @@ func (s *Service) Audit(ctx context.Context, p Principal, q AuditQuery) (AuditPa
 	if err != nil {
 		return AuditPage{}, err
 	}
-	evs, err := s.store.Events(ctx, o.ID, q.After, q.Limit+1)
+	evs, err := s.audit.Events(ctx, o.ID, q.After, q.Limit+1)
 	if err != nil {
 		return AuditPage{}, err
 	}
@@ -181,7 +181,7 @@ func (s *Service) RecordLogin(ctx context.Context, o *Organization, m *Member, o
 		action = EventLoginFailed
 		details["reason"] = "wrong password"
 	}
-	return s.store.InsertEvents(ctx, []Event{newEvent(ctx, o, m, action, memberTarget(m), details)})
+	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, action, memberTarget(m), details)})
 }
 
 // commitAudit inserts the events o's last metadata write recorded as
@@ -205,13 +205,13 @@ func (s *Service) flushAudit(ctx context.Context, o *Organization) error {
 	if len(o.AuditPending) == 0 {
 		return nil
 	}
-	if err := s.store.InsertEvents(ctx, o.AuditPending); err != nil {
+	if err := s.audit.Insert(ctx, o.AuditPending); err != nil {
 		return err
 	}
 	if err := s.step("audit:inserted"); err != nil {
 		return err
 	}
-	if err := s.store.UpdateOrg(ctx, o.ID, Changes{SetAuditPending: true}); err != nil {
+	if err := s.meta.Update(ctx, o.ID, Changes{SetAuditPending: true}); err != nil {
 		return err
 	}
 	o.AuditPending = nil

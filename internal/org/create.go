@@ -8,7 +8,7 @@ import (
 	"github.com/orgservice/orgservice/internal/errs"
 )
 
-// Create registers a new organization with its admin and creates its tenant
+// Create registers a new organization with its first owner and creates its tenant
 // collection. The name and the email are claimed by inserts under unique
 // keys, so of any number of concurrent creates of one name exactly one wins.
 // Errors: errs.Invalid, errs.Conflict (name or email taken), errs.Unavailable.
@@ -22,7 +22,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (*Organization, er
 		return nil, errs.Wrap(errs.Internal, err, "hash password")
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	id := s.store.NewID()
+	id := s.meta.NewID()
 	o := &Organization{
 		ID:             id,
 		Name:           v.name,
@@ -89,13 +89,13 @@ func (s *Service) create(ctx context.Context, o *Organization) error {
 // provision records o (provisioning), creates its collection and makes it
 // active, then writes its org.created event. The caller holds o's lease.
 func (s *Service) provision(ctx context.Context, o *Organization) error {
-	if err := s.store.InsertOrg(ctx, o); err != nil {
+	if err := s.meta.Insert(ctx, o); err != nil {
 		return err
 	}
 	if err := s.step("create:inserted"); err != nil {
 		return err
 	}
-	if err := s.store.CreateTenant(ctx, o.CollectionName); err != nil {
+	if err := s.tenants.Create(ctx, o.CollectionName); err != nil {
 		return err
 	}
 	if err := s.step("create:collection"); err != nil {
@@ -105,7 +105,7 @@ func (s *Service) provision(ctx context.Context, o *Organization) error {
 	active := StateActive
 	created := newEvent(ctx, o, &o.Members[0], EventOrgCreated, orgTarget(o), map[string]string{"slug": o.Slug})
 	c := Changes{State: &active, AuditPending: []Event{created}, SetAuditPending: true, UpdatedAt: o.UpdatedAt}
-	if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
+	if err := s.meta.Update(ctx, o.ID, c); err != nil {
 		return err
 	}
 	o.State, o.AuditPending = StateActive, c.AuditPending
@@ -118,10 +118,10 @@ func (s *Service) provision(ctx context.Context, o *Organization) error {
 // undoCreate rolls a create back: drop the collection, remove the metadata,
 // free the name and the email.
 func (s *Service) undoCreate(ctx context.Context, o *Organization) error {
-	if err := s.store.DropTenant(ctx, o.CollectionName); err != nil {
+	if err := s.tenants.Drop(ctx, o.CollectionName); err != nil {
 		return err
 	}
-	if err := s.store.DeleteOrg(ctx, o.ID); err != nil {
+	if err := s.meta.Delete(ctx, o.ID); err != nil {
 		return err
 	}
 	return s.releaseAll(ctx, o)
@@ -131,14 +131,14 @@ func (s *Service) undoCreate(ctx context.Context, o *Organization) error {
 // holder (an interrupted operation nobody is running) is settled first, and
 // the claim tried once more.
 func (s *Service) claim(ctx context.Context, key, orgID, conflict string) error {
-	err := s.store.Claim(ctx, key, orgID)
+	err := s.names.Claim(ctx, key, orgID)
 	if !errs.Is(err, errs.Conflict) {
 		return err
 	}
 	if settled, serr := s.settleClaim(ctx, key); serr != nil || !settled {
 		return errs.Errorf(errs.Conflict, "%s", conflict)
 	}
-	if err := s.store.Claim(ctx, key, orgID); err != nil {
+	if err := s.names.Claim(ctx, key, orgID); err != nil {
 		if errs.Is(err, errs.Conflict) {
 			return errs.Errorf(errs.Conflict, "%s", conflict)
 		}
@@ -149,7 +149,7 @@ func (s *Service) claim(ctx context.Context, key, orgID, conflict string) error 
 
 func (s *Service) release(ctx context.Context, orgID string, keys ...string) {
 	for _, k := range keys {
-		if err := s.store.Release(context.WithoutCancel(ctx), k, orgID); err != nil {
+		if err := s.names.Release(context.WithoutCancel(ctx), k, orgID); err != nil {
 			s.log.Warn("release claim", slog.String("key", k), slog.String("org_id", orgID), slog.Any("error", err))
 		}
 	}

@@ -44,7 +44,7 @@ func (s *Service) Delete(ctx context.Context, p Principal, name string) error {
 			deleted := newEvent(ctx, o, me, EventOrgDeleted, orgTarget(o), map[string]string{"slug": o.Slug})
 			o.Pending = &Pending{Op: OpDelete, StartedAt: now, Events: []Event{deleted}}
 			o.State = deleting
-			if err := s.store.UpdateOrg(ctx, o.ID, Changes{State: &deleting, Pending: o.Pending, SetPending: true, UpdatedAt: now}); err != nil {
+			if err := s.meta.Update(ctx, o.ID, Changes{State: &deleting, Pending: o.Pending, SetPending: true, UpdatedAt: now}); err != nil {
 				return err
 			}
 			if err := s.step("delete:marked"); err != nil {
@@ -62,11 +62,11 @@ func (s *Service) finishDelete(ctx context.Context, o *Organization) error {
 	if err := s.writers.Quiesce(ctx, o.ID); err != nil {
 		return err
 	}
-	if err := s.store.DropTenant(ctx, o.CollectionName); err != nil {
+	if err := s.tenants.Drop(ctx, o.CollectionName); err != nil {
 		return err
 	}
 	if o.Pending != nil && o.Pending.Target != "" {
-		if err := s.store.DropTenant(ctx, o.Pending.Target); err != nil {
+		if err := s.tenants.Drop(ctx, o.Pending.Target); err != nil {
 			return err
 		}
 	}
@@ -79,13 +79,13 @@ func (s *Service) finishDelete(ctx context.Context, o *Organization) error {
 	if o.Pending != nil {
 		events = append(slices.Clip(events), o.Pending.Events...)
 	}
-	if err := s.store.InsertEvents(ctx, events); err != nil {
+	if err := s.audit.Insert(ctx, events); err != nil {
 		return err
 	}
 	if err := s.step("delete:audited"); err != nil {
 		return err
 	}
-	if err := s.store.DeleteOrg(ctx, o.ID); err != nil {
+	if err := s.meta.Delete(ctx, o.ID); err != nil {
 		return err
 	}
 	if err := s.step("delete:removed"); err != nil {
@@ -110,7 +110,7 @@ func (s *Service) releaseAll(ctx context.Context, o *Organization) error {
 	}
 	var failed []error
 	for _, k := range keys {
-		if err := s.store.Release(ctx, k, o.ID); err != nil {
+		if err := s.names.Release(ctx, k, o.ID); err != nil {
 			failed = append(failed, err)
 		}
 	}

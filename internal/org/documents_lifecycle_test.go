@@ -16,19 +16,6 @@ import (
 	"github.com/orgservice/orgservice/internal/org"
 )
 
-// docsConfig gives writer registrations a short life, as a crashed
-// process's would have to expire before a recovery could go on.
-var docsConfig = document.Config{WriterTTL: 3 * time.Second, ClaimTTL: 9 * time.Second}
-
-// documents returns a documents service resolving through svc, which
-// waits for its writers before moving or dropping a collection.
-func (f *fixture) documents(svc *org.Service) *document.Service {
-	d := document.NewService(f.store, svc, docsConfig, quiet)
-	svc.SetWriters(d)
-	f.t.Cleanup(func() { d.Close(context.Background()) })
-	return d
-}
-
 // seen waits until svc's directory has the organization id that another
 // service created: other processes' writes show within the directory's bound.
 func seen(t *testing.T, svc *org.Service, id string) {
@@ -70,8 +57,8 @@ func TestDocumentsSurviveRenameCrashAtEveryStep(t *testing.T) {
 		forEachCrashPoint(t, "documents-"+string(strategy), func(t *testing.T, k int) bool {
 			ctx := context.Background()
 			f := newFixture(t, 4) // several copy batches
-			svc, reached := f.crashingAt(k, strategy)
-			docs := f.documents(svc)
+			proc, reached := f.crashingProcess(k, strategy)
+			svc, docs := proc.Orgs(), proc.Documents()
 			o, err := f.service(org.Config{}).Create(ctx, createInput("Acme Corp", "admin@acme.com"))
 			require.NoError(t, err)
 			seen(t, svc, o.ID)
@@ -107,17 +94,18 @@ func TestDocumentsSurviveRenameCrashAtEveryStep(t *testing.T) {
 				}
 			}
 
-			// The next process: its own services, after the crashed lease
-			// expired (and after any settling the reads above nudged on).
-			require.NoError(t, svc.Wait(ctx))
+			// The next process: its own services, after the crashed one is
+			// gone and its lease expired (and after any settling the reads
+			// above nudged on).
+			f.stopAll()
 			time.Sleep(crashLease + 50*time.Millisecond)
-			next := f.service(org.Config{Strategy: strategy, ClaimGrace: time.Millisecond})
-			nextDocs := f.documents(next)
+			nextProc := f.process(org.Config{Strategy: strategy, ClaimGrace: time.Millisecond})
+			next, nextDocs := nextProc.Orgs(), nextProc.Documents()
 			require.NoError(t, next.Reconcile(ctx))
 			orgs := f.settledInvariants()
 			require.Len(t, orgs, 1)
 			assert.Equal(t, want, all(t, nextDocs, p), "every document, as it was, under the name the organization holds")
-			n, err := f.store.CountTenant(ctx, orgs[0].CollectionName)
+			n, err := f.stores.Tenants.Count(ctx, orgs[0].CollectionName)
 			require.NoError(t, err)
 			assert.EqualValues(t, 12, n, "each document once, in the one collection")
 			return reached()
@@ -134,10 +122,10 @@ func TestRenameWaitsForAnotherProcessesDocumentWrites(t *testing.T) {
 		t.Run(string(strategy), func(t *testing.T) {
 			ctx := context.Background()
 			f := newFixture(t, 0)
-			svcA := f.service(org.Config{Strategy: strategy})
-			docsA := f.documents(svcA)
-			svcB := f.service(org.Config{Strategy: strategy}) // the other process
-			docsB := f.documents(svcB)
+			procA := f.process(org.Config{Strategy: strategy})
+			svcA, docsA := procA.Orgs(), procA.Documents()
+			procB := f.process(org.Config{Strategy: strategy}) // the other process
+			svcB, docsB := procB.Orgs(), procB.Documents()
 			o, err := svcA.Create(ctx, createInput("Acme Corp", "admin@acme.com"))
 			require.NoError(t, err)
 			seen(t, svcB, o.ID)
@@ -187,7 +175,7 @@ func TestRenameWaitsForAnotherProcessesDocumentWrites(t *testing.T) {
 				_, err := docsA.Get(ctx, p, id)
 				assert.NoError(t, err, "%s was confirmed", id)
 			}
-			n, err := f.store.CountTenant(ctx, "org_globex_inc")
+			n, err := f.stores.Tenants.Count(ctx, "org_globex_inc")
 			require.NoError(t, err)
 			assert.EqualValues(t, len(confirmed), n)
 		})

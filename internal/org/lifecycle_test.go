@@ -4,10 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,9 +15,9 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/app"
+	"github.com/orgservice/orgservice/internal/app/apptest"
 	"github.com/orgservice/orgservice/internal/dbtest"
-	"github.com/orgservice/orgservice/internal/directory"
 	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
@@ -31,66 +30,80 @@ var errCrash = errors.New("injected crash")
 // the reconciler may take over soon after.
 const crashLease = 300 * time.Millisecond
 
-// fixture is one test's database and its store.
+// fixture is one test's database, its stores, and the processes of the
+// service a test starts on it.
 type fixture struct {
 	t       *testing.T
 	db      *mongo.Database
-	store   *mongostore.Store
+	batch   int
+	stores  *mongostore.Stores
+	procs   []*app.App
 	crashed string // the step a crashingAt service crashed after
 }
 
 func newFixture(t *testing.T, batch int) *fixture {
 	t.Helper()
 	db := dbtest.New(t)
-	store := mongostore.New(db, batch)
-	require.NoError(t, store.EnsureIndexes(context.Background()))
-	return &fixture{t: t, db: db, store: store}
+	stores := mongostore.Open(db, batch)
+	require.NoError(t, stores.EnsureIndexes(context.Background()))
+	return &fixture{t: t, db: db, batch: batch, stores: stores}
 }
 
-var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+// process starts the whole service over the fixture's database, as one
+// process would run it, through the constructor main uses.
+func (f *fixture) process(cfg org.Config) *app.App {
+	f.t.Helper()
+	c := apptest.Config()
+	c.Org, c.CopyBatchSize = cfg, f.batch
+	// A crashed process's writer registrations expire soon, so that a
+	// recovery does not wait long for them.
+	c.Documents.WriterTTL = 3 * time.Second
+	a := apptest.Start(f.t, f.db, c, nil)
+	f.procs = append(f.procs, a)
+	return a
+}
 
-// service returns a Service over the fixture's store, as one process: with
-// a directory of its own.
+// service returns the organization service of a new process.
 func (f *fixture) service(cfg org.Config) *org.Service {
-	return newService(f.t, f.store, f.store, cfg)
-}
-
-// testDirectory refreshes often but tolerates a minute without a refresh:
-// these tests run in parallel under the race detector on a small machine,
-// and staleness is tested where it is the subject (internal/directory).
-var testDirectory = directory.Config{Staleness: time.Minute, Every: 50 * time.Millisecond}
-
-// newService returns a Service writing through store, with a directory of
-// its own reading src, both stopped when the test ends.
-func newService(t *testing.T, store org.Store, src directory.Source, cfg org.Config) *org.Service {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	dir, err := directory.Start(ctx, src, testDirectory, quiet)
-	require.NoError(t, err)
-	s := org.NewService(store, dir, auth.Bcrypt{Cost: 4}, cfg, quiet)
-	t.Cleanup(func() { _ = s.Wait(context.Background()); cancel() })
-	return s
+	return f.process(cfg).Orgs()
 }
 
 // crashingAt returns a service whose k-th step (1-based) crashes, and a
 // function that tells whether the crash was reached.
 func (f *fixture) crashingAt(k int, strategy org.Strategy) (*org.Service, func() bool) {
-	n := 0
-	svc := f.service(org.Config{Strategy: strategy, LeaseTTL: crashLease, AfterStep: func(step string) error {
-		n++
-		if n == k {
+	a, reached := f.crashingProcess(k, strategy)
+	return a.Orgs(), reached
+}
+
+// crashingProcess is crashingAt's process.
+func (f *fixture) crashingProcess(k int, strategy org.Strategy) (*app.App, func() bool) {
+	var n atomic.Int64
+	a := f.process(org.Config{Strategy: strategy, LeaseTTL: crashLease, AfterStep: func(step string) error {
+		if n.Add(1) == int64(k) {
 			f.crashed = step
 			return errCrash
 		}
 		return nil
 	}})
-	return svc, func() bool { return n >= k }
+	return a, func() bool { return n.Load() >= int64(k) }
 }
 
-// recover stands in for the next process: after the crashed one's lease
-// expired, a fresh service reconciles everything.
+// stopAll stops every process the test started: a crashed one is gone,
+// its loops with it, as a killed process's would be.
+func (f *fixture) stopAll() {
+	f.t.Helper()
+	for _, a := range f.procs {
+		_ = a.Close(context.Background())
+	}
+	f.procs = nil
+}
+
+// recover stands in for the next process: every earlier one is gone, and
+// after the crashed one's lease expired, a fresh service reconciles
+// everything.
 func (f *fixture) recover(strategy org.Strategy) *org.Service {
 	f.t.Helper()
+	f.stopAll()
 	time.Sleep(crashLease + 50*time.Millisecond)
 	svc := f.service(org.Config{Strategy: strategy, ClaimGrace: time.Millisecond})
 	require.NoError(f.t, svc.Reconcile(context.Background()))
@@ -133,7 +146,7 @@ func (f *fixture) ids(collection string) []string {
 // tenants lists the org_* collections.
 func (f *fixture) tenants() []string {
 	f.t.Helper()
-	names, err := f.store.Tenants(context.Background())
+	names, err := f.stores.Tenants.List(context.Background())
 	require.NoError(f.t, err)
 	sort.Strings(names)
 	return names
@@ -142,7 +155,7 @@ func (f *fixture) tenants() []string {
 // actions returns the actions of orgID's audit events, oldest first.
 func (f *fixture) actions(orgID string) []string {
 	f.t.Helper()
-	evs, err := f.store.Events(context.Background(), orgID, "", org.MaxAuditLimit)
+	evs, err := f.stores.Audit.Events(context.Background(), orgID, "", org.MaxAuditLimit)
 	require.NoError(f.t, err)
 	out := make([]string, len(evs))
 	for i, e := range evs {
@@ -158,7 +171,7 @@ func (f *fixture) actions(orgID string) []string {
 func (f *fixture) settledInvariants() []*org.Organization {
 	f.t.Helper()
 	ctx := context.Background()
-	unsettled, err := f.store.Unsettled(ctx)
+	unsettled, err := f.stores.Organizations.Unsettled(ctx)
 	require.NoError(f.t, err)
 	require.Empty(f.t, unsettled, "organizations left unsettled")
 
@@ -175,7 +188,7 @@ func (f *fixture) settledInvariants() []*org.Organization {
 	wantTenants := []string{}
 	wantClaims := map[string]string{}
 	for _, d := range docs {
-		o, err := f.store.OrgByID(ctx, d.ID.Hex())
+		o, err := f.stores.Organizations.ByID(ctx, d.ID.Hex())
 		require.NoError(f.t, err)
 		orgs = append(orgs, o)
 		acts := f.actions(o.ID)
@@ -193,7 +206,7 @@ func (f *fixture) settledInvariants() []*org.Organization {
 	sort.Strings(wantTenants)
 	assert.Equal(f.t, wantTenants, f.tenants(), "tenant collections must be exactly those the metadata names")
 
-	claims, err := f.store.Claims(ctx)
+	claims, err := f.stores.Names.List(ctx)
 	require.NoError(f.t, err)
 	got := map[string]string{}
 	for _, c := range claims {

@@ -90,7 +90,7 @@ func (s *Service) memberWrite(ctx context.Context, p Principal, fn func(ctx cont
 			}
 			now := time.Now().UTC().Truncate(time.Millisecond)
 			c := withMembers(Changes{UpdatedAt: now, AuditPending: []Event{ev}, SetAuditPending: true}, ms)
-			if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
+			if err := s.meta.Update(ctx, o.ID, c); err != nil {
 				return err
 			}
 			o.AuditPending = c.AuditPending
@@ -120,7 +120,7 @@ func (s *Service) AddMember(ctx context.Context, p Principal, in AddMemberInput)
 		return nil, errs.Wrap(errs.Internal, err, "hash password")
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	m := Member{ID: s.store.NewID(), Email: email, PasswordHash: hash, Role: in.Role, CreatedAt: now, UpdatedAt: now}
+	m := Member{ID: s.meta.NewID(), Email: email, PasswordHash: hash, Role: in.Role, CreatedAt: now, UpdatedAt: now}
 	err = s.memberWrite(ctx, p, func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error) {
 		me, err := acting(o, p, ActAddMember)
 		if err != nil {

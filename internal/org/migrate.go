@@ -15,14 +15,14 @@ import (
 // It is idempotent, and skips an organization another operation holds,
 // which a later start migrates. Errors: errs.Unavailable, errs.Internal.
 func (s *Service) MigrateMembers(ctx context.Context) error {
-	ids, err := s.store.Unmigrated(ctx)
+	ids, err := s.meta.Unmigrated(ctx)
 	if err != nil {
 		return err
 	}
 	var failed []error
 	for _, id := range ids {
 		err := s.withLease(ctx, id, func(ctx context.Context) error {
-			o, err := s.store.OrgByID(ctx, id)
+			o, err := s.meta.ByID(ctx, id)
 			if err != nil {
 				if errs.Is(err, errs.NotFound) {
 					return nil
@@ -33,7 +33,7 @@ func (s *Service) MigrateMembers(ctx context.Context) error {
 			if len(ms) == 0 {
 				return nil
 			}
-			return s.store.UpdateOrg(ctx, id, withMembers(Changes{UpdatedAt: o.UpdatedAt}, ms))
+			return s.meta.Update(ctx, id, withMembers(Changes{UpdatedAt: o.UpdatedAt}, ms))
 		})
 		switch {
 		case errs.Is(err, errs.Busy):

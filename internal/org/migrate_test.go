@@ -35,9 +35,9 @@ func TestMigrateMembers(t *testing.T) {
 		{Key: "state", Value: "active"}, {Key: "created_at", Value: at}, {Key: "updated_at", Value: at},
 	})
 	require.NoError(t, err)
-	require.NoError(t, f.store.Claim(ctx, "slug/old_co", oid.Hex()))
-	require.NoError(t, f.store.Claim(ctx, "email/admin@old.co", oid.Hex()))
-	require.NoError(t, f.store.CreateTenant(ctx, "org_old_co"))
+	require.NoError(t, f.stores.Names.Claim(ctx, "slug/old_co", oid.Hex()))
+	require.NoError(t, f.stores.Names.Claim(ctx, "email/admin@old.co", oid.Hex()))
+	require.NoError(t, f.stores.Tenants.Create(ctx, "org_old_co"))
 
 	secret := []byte("0123456789abcdef0123456789abcdef")
 	oldToken, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
@@ -71,10 +71,10 @@ func TestMigrateMembers(t *testing.T) {
 		assert.EqualValues(t, 4, raw.Members[0]["token_version"])
 		assert.Equal(t, "admin@old.co", raw.Admin)
 		assert.True(t, at.Equal(raw.Updated), "the migration changes no visible time")
-		left, err := f.store.Unmigrated(ctx)
+		left, err := f.stores.Organizations.Unmigrated(ctx)
 		require.NoError(t, err)
 		assert.Empty(t, left)
-		o, err := f.store.OrgByID(ctx, oid.Hex())
+		o, err := f.stores.Organizations.ByID(ctx, oid.Hex())
 		require.NoError(t, err)
 		assert.Equal(t, want, o.Members)
 	}

@@ -169,7 +169,7 @@ func TestLiveOperationIsNotTakenOver(t *testing.T) {
 
 	other := f.service(org.Config{ClaimGrace: time.Millisecond})
 	require.NoError(t, other.Reconcile(context.Background()))
-	pending, err := f.store.OrgByID(context.Background(), o.ID)
+	pending, err := f.stores.Organizations.ByID(context.Background(), o.ID)
 	require.NoError(t, err)
 	require.NotNil(t, pending.Pending, "the reconciler must leave a live operation alone")
 

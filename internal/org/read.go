@@ -24,7 +24,7 @@ func (s *Service) Get(ctx context.Context, name string) (*Organization, error) {
 	return s.active(s.dir.BySlug(slug))
 }
 
-// ByEmail returns the active organization whose admin has email.
+// ByEmail returns the active organization one of whose members has email.
 // Errors: errs.NotFound, errs.Unavailable.
 func (s *Service) ByEmail(ctx context.Context, email string) (*Organization, error) {
 	return s.active(s.dir.ByEmail(NormalizeEmail(email)))

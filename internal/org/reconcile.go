@@ -39,7 +39,7 @@ func (s *Service) resume(ctx context.Context, o *Organization) error {
 // its lease then would only turn a concurrent write away — or when a live
 // operation holds the lease.
 func (s *Service) settle(ctx context.Context, id string) error {
-	o, err := s.store.OrgByID(ctx, id)
+	o, err := s.meta.ByID(ctx, id)
 	if errs.Is(err, errs.NotFound) || err == nil && o.Settled() {
 		return nil
 	}
@@ -47,7 +47,7 @@ func (s *Service) settle(ctx context.Context, id string) error {
 		return err
 	}
 	err = s.withLease(ctx, id, func(ctx context.Context) error {
-		o, err := s.store.OrgByID(ctx, id)
+		o, err := s.meta.ByID(ctx, id)
 		if err != nil {
 			if errs.Is(err, errs.NotFound) {
 				return nil
@@ -101,7 +101,7 @@ func (s *Service) nudge(o *Organization) {
 // gone, or is an interrupted operation nobody is running (which is settled
 // now). It reports whether the key may be free.
 func (s *Service) settleClaim(ctx context.Context, key string) (bool, error) {
-	c, err := s.store.ClaimByKey(ctx, key)
+	c, err := s.names.Holder(ctx, key)
 	if errs.Is(err, errs.NotFound) {
 		return true, nil
 	}
@@ -112,21 +112,21 @@ func (s *Service) settleClaim(ctx context.Context, key string) (bool, error) {
 }
 
 // settleHeld is settleClaim for the claim c, its holder read afresh.
-func (s *Service) settleHeld(ctx context.Context, c Claim) (bool, error) {
-	o, err := s.store.OrgByID(ctx, c.OrgID)
+func (s *Service) settleHeld(ctx context.Context, c NameClaim) (bool, error) {
+	o, err := s.meta.ByID(ctx, c.OrgID)
 	switch {
 	case errs.Is(err, errs.NotFound):
 		if time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
 			return false, nil // an operation may be about to record it
 		}
-		return true, s.store.Release(ctx, c.Key, c.OrgID)
+		return true, s.names.Release(ctx, c.Key, c.OrgID)
 	case err != nil:
 		return false, err
 	case o.Settled():
 		if claimMatches(o, c.Key) || time.Since(c.CreatedAt) < s.cfg.ClaimGrace {
 			return false, nil
 		}
-		return true, s.store.Release(ctx, c.Key, c.OrgID)
+		return true, s.names.Release(ctx, c.Key, c.OrgID)
 	default:
 		return true, s.settle(ctx, o.ID)
 	}
@@ -151,7 +151,7 @@ func claimMatches(o *Organization, key string) bool {
 // collections that no organization refers to. Operations other live
 // instances are running are left alone.
 func (s *Service) Reconcile(ctx context.Context) error {
-	orgs, err := s.store.Unsettled(ctx)
+	orgs, err := s.meta.Unsettled(ctx)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			failed = append(failed, err)
 		}
 	}
-	claims, err := s.store.Claims(ctx)
+	claims, err := s.names.List(ctx)
 	if err != nil {
 		return errors.Join(append(failed, err)...)
 	}
@@ -169,7 +169,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	// holders still use — nearly all of them — cost no lookup each: a pass
 	// stays linear in the number of organizations (on FerretDB every lookup
 	// reads the whole collection).
-	all, err := s.store.Orgs(ctx)
+	all, err := s.meta.All(ctx)
 	if err != nil {
 		return errors.Join(append(failed, err)...)
 	}
@@ -198,11 +198,11 @@ func (s *Service) Reconcile(ctx context.Context) error {
 // a rolled-back create. The slug is claimed while checking, so no create or
 // rename can take it up between the check and the drop.
 func (s *Service) dropOrphans(ctx context.Context) error {
-	tenants, err := s.store.Tenants(ctx)
+	tenants, err := s.tenants.List(ctx)
 	if err != nil {
 		return err
 	}
-	inUse, err := s.store.CollectionsInUse(ctx)
+	inUse, err := s.meta.CollectionsInUse(ctx)
 	if err != nil {
 		return err
 	}
@@ -212,15 +212,15 @@ func (s *Service) dropOrphans(ctx context.Context) error {
 			continue
 		}
 		key := slugKey(strings.TrimPrefix(name, CollectionPrefix))
-		if err := s.store.Claim(ctx, key, sweeper); err != nil {
+		if err := s.names.Claim(ctx, key, sweeper); err != nil {
 			continue // taken: a live create or rename owns the name
 		}
-		inUse, err = s.store.CollectionsInUse(ctx)
+		inUse, err = s.meta.CollectionsInUse(ctx)
 		if err == nil && !inUse[name] {
 			s.log.Warn("dropping orphan tenant collection", slog.String("collection", name))
-			err = s.store.DropTenant(ctx, name)
+			err = s.tenants.Drop(ctx, name)
 		}
-		if rerr := s.store.Release(ctx, key, sweeper); err == nil {
+		if rerr := s.names.Release(ctx, key, sweeper); err == nil {
 			err = rerr
 		}
 		if err != nil {

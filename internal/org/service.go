@@ -84,9 +84,26 @@ func (nopObserver) OrgCreated()                             {}
 func (nopObserver) OrgDeleted()                             {}
 func (nopObserver) Migrated(Strategy, int64, time.Duration) {}
 
+// Deps are what a Service works with. Writers and Observer may be nil.
+type Deps struct {
+	Stores    Stores
+	Directory Directory
+	Hasher    Hasher
+	// Writers holds renames and deletes back until no document write to the
+	// organization's collection can land any more.
+	Writers Writers
+	// Observer is told about finished operations.
+	Observer Observer
+}
+
 // Service runs every operation on organizations.
 type Service struct {
-	store    Store // every metadata write through it refreshes dir
+	meta     Metadata // every write through it refreshes dir
+	names    NameClaims
+	leases   Leases
+	changes  ChangeLog
+	tenants  Tenants
+	audit    AuditLog
 	dir      Directory
 	hasher   Hasher
 	cfg      Config
@@ -94,7 +111,7 @@ type Service struct {
 	obs      Observer
 	writers  Writers
 	instance string       // names this process in lease owners
-	leases   atomic.Int64 // numbers this process's lease acquisitions
+	acquired atomic.Int64 // numbers this process's lease acquisitions
 
 	ops sync.WaitGroup // detached operations still running
 
@@ -102,29 +119,35 @@ type Service struct {
 	settling map[string]bool // organizations a background reconcile is working on
 }
 
-// NewService returns a Service that writes through store and reads from dir.
-func NewService(store Store, dir Directory, hasher Hasher, cfg Config, log *slog.Logger) *Service {
+// NewService returns a Service that writes through deps.Stores and reads
+// from deps.Directory.
+func NewService(deps Deps, cfg Config, log *slog.Logger) *Service {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	return &Service{
-		store:    recorded{Store: store, dir: dir},
-		dir:      dir,
-		hasher:   hasher,
+	s := &Service{
+		meta:     recorded{Metadata: deps.Stores.Metadata, dir: deps.Directory},
+		names:    deps.Stores.Names,
+		leases:   deps.Stores.Leases,
+		changes:  deps.Stores.Changes,
+		tenants:  deps.Stores.Tenants,
+		audit:    deps.Stores.Audit,
+		dir:      deps.Directory,
+		hasher:   deps.Hasher,
 		cfg:      cfg.withDefaults(),
 		log:      log,
-		obs:      nopObserver{},
-		writers:  nopWriters{},
+		obs:      deps.Observer,
+		writers:  deps.Writers,
 		instance: "svc-" + hex.EncodeToString(b),
 		settling: map[string]bool{},
 	}
+	if s.obs == nil {
+		s.obs = nopObserver{}
+	}
+	if s.writers == nil {
+		s.writers = nopWriters{}
+	}
+	return s
 }
-
-// SetObserver registers o to be told about finished operations.
-func (s *Service) SetObserver(o Observer) { s.obs = o }
-
-// SetWriters registers w to be waited for before a tenant collection is
-// moved or dropped. Call it before anything runs operations.
-func (s *Service) SetWriters(w Writers) { s.writers = w }
 
 // Wait blocks until every detached operation has finished or ctx is done.
 func (s *Service) Wait(ctx context.Context) error {
@@ -137,9 +160,6 @@ func (s *Service) Wait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-// Ping checks that the database answers; errs.Unavailable when it does not.
-func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // halted marks an operation stopped by the AfterStep seam: nothing may run
 // after it, as if the process had died.
@@ -188,14 +208,14 @@ func (s *Service) detached(ctx context.Context, fn func(context.Context) error) 
 func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.Context) error) error {
 	// Each acquisition has an owner name of its own, so that two operations
 	// of one process can never renew or release each other's lease.
-	owner := fmt.Sprintf("%s/%d", s.instance, s.leases.Add(1))
-	if err := s.store.AcquireLease(ctx, orgID, owner, s.cfg.LeaseTTL); err != nil {
+	owner := fmt.Sprintf("%s/%d", s.instance, s.acquired.Add(1))
+	if err := s.leases.Acquire(ctx, orgID, owner, s.cfg.LeaseTTL); err != nil {
 		return err
 	}
 	// Announced before anything is written: every directory re-reads the
 	// organization from this entry on, until the lease is gone.
-	if err := s.store.AppendChange(ctx, orgID); err != nil {
-		if rerr := s.store.ReleaseLease(context.WithoutCancel(ctx), orgID, owner); rerr != nil {
+	if err := s.changes.Append(ctx, orgID); err != nil {
+		if rerr := s.leases.Release(context.WithoutCancel(ctx), orgID, owner); rerr != nil {
 			s.log.Warn("release lease", slog.String("org_id", orgID), slog.Any("error", rerr))
 		}
 		return err
@@ -212,7 +232,7 @@ func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.C
 			case <-stop:
 				return
 			case <-t.C:
-				if err := s.store.RenewLease(ctx, orgID, owner, s.cfg.LeaseTTL); err != nil && errs.Is(err, errs.Busy) {
+				if err := s.leases.Renew(ctx, orgID, owner, s.cfg.LeaseTTL); err != nil && errs.Is(err, errs.Busy) {
 					cancel(err) // someone took over: stop before doing any more
 					return
 				}
@@ -226,7 +246,7 @@ func (s *Service) withLease(ctx context.Context, orgID string, fn func(context.C
 	if isHalted(err) {
 		return err
 	}
-	if rerr := s.store.ReleaseLease(context.WithoutCancel(ctx), orgID, owner); rerr != nil {
+	if rerr := s.leases.Release(context.WithoutCancel(ctx), orgID, owner); rerr != nil {
 		s.log.Warn("release lease", slog.String("org_id", orgID), slog.Any("error", rerr))
 	}
 	return err
@@ -236,28 +256,28 @@ func busy() error {
 	return errs.Errorf(errs.Busy, "another operation on this organization is in progress; retry shortly")
 }
 
-// recorded is the store as the service writes it: each metadata write is
+// recorded is the metadata as the service writes it: each write is
 // followed by a re-read into the directory, so that this process serves its
 // own writes at once (a revoked token is refused by the next request).
 type recorded struct {
-	Store
+	Metadata
 	dir Directory
 }
 
-func (r recorded) InsertOrg(ctx context.Context, o *Organization) error {
-	err := r.Store.InsertOrg(ctx, o)
+func (r recorded) Insert(ctx context.Context, o *Organization) error {
+	err := r.Metadata.Insert(ctx, o)
 	_ = r.dir.Refresh(ctx, o.ID) // on failure the tail follows it
 	return err
 }
 
-func (r recorded) UpdateOrg(ctx context.Context, id string, c Changes) error {
-	err := r.Store.UpdateOrg(ctx, id, c)
+func (r recorded) Update(ctx context.Context, id string, c Changes) error {
+	err := r.Metadata.Update(ctx, id, c)
 	_ = r.dir.Refresh(ctx, id) // on failure the tail follows it
 	return err
 }
 
-func (r recorded) DeleteOrg(ctx context.Context, id string) error {
-	err := r.Store.DeleteOrg(ctx, id)
+func (r recorded) Delete(ctx context.Context, id string) error {
+	err := r.Metadata.Delete(ctx, id)
 	_ = r.dir.Refresh(ctx, id) // on failure the tail follows it
 	return err
 }

@@ -91,7 +91,7 @@ func TestCollectionName(t *testing.T) {
 }
 
 func TestNamesWithControlCharactersAreInvalid(t *testing.T) {
-	svc := org.NewService(nil, nil, nil, org.Config{}, nil)
+	svc := org.NewService(org.Deps{}, org.Config{}, nil)
 	for _, name := range []string{"Acme\x00Corp", "Acme\nCorp", "Acme\u0085Corp", "Acme\x1bCorp"} {
 		_, err := svc.Create(context.Background(), org.CreateInput{Name: name, Email: "a@example.com", Password: "password-1"})
 		require.True(t, errs.Is(err, errs.Invalid), "%q: %v", name, err)

@@ -52,7 +52,7 @@ func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Org
 // a crashed instance left pending on it. errs.Unauthorized when it is gone.
 func (s *Service) settled(ctx context.Context, id string) (*Organization, error) {
 	for range 3 {
-		o, err := s.store.OrgByID(ctx, id)
+		o, err := s.meta.ByID(ctx, id)
 		if err != nil {
 			if errs.Is(err, errs.NotFound) {
 				return nil, errs.Errorf(errs.Unauthorized, "the organization no longer exists")
@@ -97,7 +97,7 @@ func (s *Service) update(ctx context.Context, o *Organization, p Principal, v va
 		}
 		// The target's name is ours now, so a collection already under it is
 		// a leftover nobody owns; a resumed copy must never merge into it.
-		if err := s.store.DropTenant(ctx, CollectionName(v.slug)); err != nil {
+		if err := s.tenants.Drop(ctx, CollectionName(v.slug)); err != nil {
 			s.release(ctx, o.ID, slugKey(v.slug))
 			if newEmail != "" {
 				s.release(ctx, o.ID, emailKey(newEmail))
@@ -111,7 +111,7 @@ func (s *Service) update(ctx context.Context, o *Organization, p Principal, v va
 			MemberID: me.ID, FromEmail: me.Email, NewEmail: newEmail, NewPasswordHash: hash,
 			Events: updateEvents(ctx, o, me, v.name, newEmail, hash != ""),
 		}
-		if err := s.store.UpdateOrg(ctx, o.ID, Changes{Pending: p, SetPending: true, UpdatedAt: now}); err != nil {
+		if err := s.meta.Update(ctx, o.ID, Changes{Pending: p, SetPending: true, UpdatedAt: now}); err != nil {
 			return nil, err
 		}
 		o.Pending = p
@@ -121,7 +121,7 @@ func (s *Service) update(ctx context.Context, o *Organization, p Principal, v va
 		if err := s.finishRename(ctx, o); err != nil {
 			return nil, err
 		}
-		return s.store.OrgByID(ctx, o.ID)
+		return s.meta.ByID(ctx, o.ID)
 	}
 
 	// No rename: one single-document write.
@@ -135,7 +135,7 @@ func (s *Service) update(ctx context.Context, o *Organization, p Principal, v va
 	if evs := updateEvents(ctx, o, me, v.name, newEmail, hash != ""); len(evs) > 0 {
 		c.AuditPending, c.SetAuditPending = evs, true
 	}
-	if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
+	if err := s.meta.Update(ctx, o.ID, c); err != nil {
 		if newEmail != "" {
 			s.release(ctx, o.ID, emailKey(newEmail))
 		}
@@ -148,7 +148,7 @@ func (s *Service) update(ctx context.Context, o *Organization, p Principal, v va
 	if newEmail != "" {
 		s.release(ctx, o.ID, emailKey(me.Email))
 	}
-	return s.store.OrgByID(ctx, o.ID)
+	return s.meta.ByID(ctx, o.ID)
 }
 
 // updateEvents are the events of an update of o by me: org.renamed when
@@ -229,7 +229,7 @@ func (s *Service) finishRename(ctx context.Context, o *Organization) error {
 			}
 			c = withMembers(c, changeCredentials(MembersOf(o), id, p.NewEmail, p.NewPasswordHash, c.UpdatedAt))
 		}
-		if err := s.store.UpdateOrg(ctx, o.ID, c); err != nil {
+		if err := s.meta.Update(ctx, o.ID, c); err != nil {
 			return err
 		}
 		if err := s.step("rename:switched"); err != nil {
@@ -237,30 +237,30 @@ func (s *Service) finishRename(ctx context.Context, o *Organization) error {
 		}
 	}
 	// Switched: what is left is clean-up, safe to repeat.
-	if err := s.store.DropTenant(ctx, p.Source); err != nil {
+	if err := s.tenants.Drop(ctx, p.Source); err != nil {
 		return err
 	}
 	if err := s.step("rename:source-dropped"); err != nil {
 		return err
 	}
-	if err := s.store.Release(ctx, slugKey(p.FromSlug), o.ID); err != nil {
+	if err := s.names.Release(ctx, slugKey(p.FromSlug), o.ID); err != nil {
 		return err
 	}
 	if p.NewEmail != "" {
-		if err := s.store.Release(ctx, emailKey(p.FromEmail), o.ID); err != nil {
+		if err := s.names.Release(ctx, emailKey(p.FromEmail), o.ID); err != nil {
 			return err
 		}
 	}
 	if err := s.step("rename:released"); err != nil {
 		return err
 	}
-	if err := s.store.InsertEvents(ctx, p.Events); err != nil {
+	if err := s.audit.Insert(ctx, p.Events); err != nil {
 		return err
 	}
 	if err := s.step("rename:audited"); err != nil {
 		return err
 	}
-	return s.store.UpdateOrg(ctx, o.ID, Changes{SetPending: true, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)})
+	return s.meta.Update(ctx, o.ID, Changes{SetPending: true, UpdatedAt: time.Now().UTC().Truncate(time.Millisecond)})
 }
 
 // move brings the tenant data from p.Source to p.Target and returns the
@@ -268,11 +268,11 @@ func (s *Service) finishRename(ctx context.Context, o *Organization) error {
 // run again after a crash at any point inside it.
 func (s *Service) move(ctx context.Context, o *Organization) (Strategy, int64, error) {
 	p := o.Pending
-	srcOK, err := s.store.TenantExists(ctx, p.Source)
+	srcOK, err := s.tenants.Exists(ctx, p.Source)
 	if err != nil {
 		return "", 0, err
 	}
-	tgtOK, err := s.store.TenantExists(ctx, p.Target)
+	tgtOK, err := s.tenants.Exists(ctx, p.Target)
 	if err != nil {
 		return "", 0, err
 	}
@@ -282,9 +282,9 @@ func (s *Service) move(ctx context.Context, o *Organization) (Strategy, int64, e
 	case !srcOK && !tgtOK: // nothing to move: keep the invariant of one collection
 		s.log.Warn("rename found no tenant collection; creating an empty one",
 			slog.String("org_id", o.ID), slog.String("collection", p.Target))
-		return s.cfg.Strategy, 0, s.store.CreateTenant(ctx, p.Target)
+		return s.cfg.Strategy, 0, s.tenants.Create(ctx, p.Target)
 	case srcOK && !tgtOK && s.cfg.Strategy != StrategyCopy:
-		err := s.store.RenameTenant(ctx, p.Source, p.Target)
+		err := s.tenants.Rename(ctx, p.Source, p.Target)
 		if err == nil {
 			// No document was copied. Counting them here would make an O(1)
 			// rename O(D): a count reads the whole collection on FerretDB.
@@ -303,7 +303,7 @@ func (s *Service) move(ctx context.Context, o *Organization) (Strategy, int64, e
 
 func (s *Service) copy(ctx context.Context, o *Organization) (int64, error) {
 	p := o.Pending
-	total, err := s.store.CountTenant(ctx, p.Source)
+	total, err := s.tenants.Count(ctx, p.Source)
 	if err != nil {
 		return 0, err
 	}
@@ -311,7 +311,7 @@ func (s *Service) copy(ctx context.Context, o *Organization) (int64, error) {
 	last := time.Now()
 	progress := func(done int64) error {
 		p.Copied = done
-		if err := s.store.UpdateOrg(ctx, o.ID, Changes{Pending: p, SetPending: true, UpdatedAt: time.Now().UTC()}); err != nil {
+		if err := s.meta.Update(ctx, o.ID, Changes{Pending: p, SetPending: true, UpdatedAt: time.Now().UTC()}); err != nil {
 			return err
 		}
 		if time.Since(last) >= s.cfg.ProgressEvery {
@@ -322,14 +322,14 @@ func (s *Service) copy(ctx context.Context, o *Organization) (int64, error) {
 	}
 	for pass := 0; pass < 2; pass++ {
 		if pass > 0 { // a write the server finished late may have added one
-			if total, err = s.store.CountTenant(ctx, p.Source); err != nil {
+			if total, err = s.tenants.Count(ctx, p.Source); err != nil {
 				return 0, err
 			}
 		}
-		if err := s.store.CopyTenant(ctx, p.Source, p.Target, p.Copied, progress); err != nil {
+		if err := s.tenants.Copy(ctx, p.Source, p.Target, p.Copied, progress); err != nil {
 			return 0, err
 		}
-		got, err := s.store.CountTenant(ctx, p.Target)
+		got, err := s.tenants.Count(ctx, p.Target)
 		if err != nil {
 			return 0, err
 		}

@@ -5,11 +5,46 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
+
+// Collection names in the service's database.
+const (
+	OrganizationsCollection = "organizations"
+	claimsCollection        = "claims"
+	leasesCollection        = "leases"
+)
+
+// Organizations is the organizations collection: every organization's
+// metadata, members and intents, the source of truth. It implements
+// org.Metadata and the directory's reads.
+type Organizations struct {
+	coll *mongo.Collection
+}
+
+// ensureIndexes creates the unique indexes on slug and admin_email, a second
+// line of defence behind the name claims. It creates one index per command
+// (FerretDB v1 drops the connection when one createIndexes names several
+// existing indexes).
+func (s *Organizations) ensureIndexes(ctx context.Context) error {
+	for _, field := range []string{"slug", "admin_email"} {
+		_, err := s.coll.Indexes().CreateOne(ctx, mongo.IndexModel{
+			Keys:    bson.D{{Key: field, Value: 1}},
+			Options: options.Index().SetUnique(true).SetName(field + "_unique"),
+		})
+		if err != nil {
+			return mapErr(err, "ensure index "+field)
+		}
+	}
+	return nil
+}
+
+// NewID returns a fresh organization or member id: an ObjectID in hex.
+func (s *Organizations) NewID() string { return bson.NewObjectID().Hex() }
 
 // orgDoc is an organizations document.
 type orgDoc struct {
@@ -100,13 +135,13 @@ func (d *orgDoc) organization() *org.Organization {
 	return o
 }
 
-// InsertOrg stores o; errs.Conflict when its slug or email is taken.
-func (s *Store) InsertOrg(ctx context.Context, o *org.Organization) error {
+// Insert stores o; errs.Conflict when its slug or email is taken.
+func (s *Organizations) Insert(ctx context.Context, o *org.Organization) error {
 	id, err := bson.ObjectIDFromHex(o.ID)
 	if err != nil {
 		return errs.Wrap(errs.Internal, err, "invalid organization id")
 	}
-	_, err = s.orgs.InsertOne(ctx, orgDoc{
+	_, err = s.coll.InsertOne(ctx, orgDoc{
 		ID: id, Name: o.Name, Slug: o.Slug, CollectionName: o.CollectionName,
 		AdminEmail: o.AdminEmail, Members: toMemberDocs(o.Members), PasswordHash: o.PasswordHash, TokenVersion: o.TokenVersion,
 		State: string(o.State), Pending: toPendingDoc(o.Pending), AuditPending: toEventDocs(o.AuditPending),
@@ -115,16 +150,16 @@ func (s *Store) InsertOrg(ctx context.Context, o *org.Organization) error {
 	return mapErr(err, "insert organization")
 }
 
-func (s *Store) findOne(ctx context.Context, filter bson.D) (*org.Organization, error) {
+func (s *Organizations) findOne(ctx context.Context, filter bson.D) (*org.Organization, error) {
 	var d orgDoc
-	if err := decodeOne(s.orgs.FindOne(ctx, filter), &d); err != nil {
+	if err := decodeOne(s.coll.FindOne(ctx, filter), &d); err != nil {
 		return nil, mapErr(err, "find organization")
 	}
 	return d.organization(), nil
 }
 
-// OrgByID returns the organization with id; errs.NotFound when there is none.
-func (s *Store) OrgByID(ctx context.Context, id string) (*org.Organization, error) {
+// ByID returns the organization with id; errs.NotFound when there is none.
+func (s *Organizations) ByID(ctx context.Context, id string) (*org.Organization, error) {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
 		return nil, errs.Errorf(errs.NotFound, "organization not found")
@@ -132,8 +167,8 @@ func (s *Store) OrgByID(ctx context.Context, id string) (*org.Organization, erro
 	return s.findOne(ctx, bson.D{{Key: "_id", Value: oid}})
 }
 
-// OrgsByID returns the organizations of ids that exist, in one query.
-func (s *Store) OrgsByID(ctx context.Context, ids []string) ([]*org.Organization, error) {
+// ByIDs returns the organizations of ids that exist, in one query.
+func (s *Organizations) ByIDs(ctx context.Context, ids []string) ([]*org.Organization, error) {
 	oids := make(bson.A, 0, len(ids))
 	for _, id := range ids {
 		if oid, err := bson.ObjectIDFromHex(id); err == nil {
@@ -145,7 +180,7 @@ func (s *Store) OrgsByID(ctx context.Context, ids []string) ([]*org.Organization
 
 // Unsettled lists organizations that are not active, have a pending
 // operation or pending audit events.
-func (s *Store) Unsettled(ctx context.Context) ([]*org.Organization, error) {
+func (s *Organizations) Unsettled(ctx context.Context) ([]*org.Organization, error) {
 	return s.findAll(ctx, bson.D{{Key: "$or", Value: bson.A{
 		bson.D{{Key: "state", Value: bson.D{{Key: "$ne", Value: string(org.StateActive)}}}},
 		bson.D{{Key: "pending", Value: bson.D{{Key: "$exists", Value: true}}}},
@@ -153,13 +188,13 @@ func (s *Store) Unsettled(ctx context.Context) ([]*org.Organization, error) {
 	}}}, "unsettled")
 }
 
-// Orgs lists every organization.
-func (s *Store) Orgs(ctx context.Context) ([]*org.Organization, error) {
+// All lists every organization.
+func (s *Organizations) All(ctx context.Context) ([]*org.Organization, error) {
 	return s.findAll(ctx, bson.D{}, "organizations")
 }
 
-func (s *Store) findAll(ctx context.Context, filter bson.D, what string) ([]*org.Organization, error) {
-	cur, err := s.orgs.Find(ctx, filter)
+func (s *Organizations) findAll(ctx context.Context, filter bson.D, what string) ([]*org.Organization, error) {
+	cur, err := s.coll.Find(ctx, filter)
 	if err != nil {
 		return nil, mapErr(err, "find "+what)
 	}
@@ -175,8 +210,8 @@ func (s *Store) findAll(ctx context.Context, filter bson.D, what string) ([]*org
 }
 
 // CollectionsInUse lists every tenant collection the metadata refers to.
-func (s *Store) CollectionsInUse(ctx context.Context) (map[string]bool, error) {
-	cur, err := s.orgs.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{
+func (s *Organizations) CollectionsInUse(ctx context.Context) (map[string]bool, error) {
+	cur, err := s.coll.Find(ctx, bson.D{}, options.Find().SetProjection(bson.D{
 		{Key: "collection_name", Value: 1}, {Key: "pending", Value: 1},
 	}))
 	if err != nil {
@@ -204,8 +239,8 @@ func (s *Store) CollectionsInUse(ctx context.Context) (map[string]bool, error) {
 	return used, nil
 }
 
-// UpdateOrg writes c; errs.NotFound when the organization is gone.
-func (s *Store) UpdateOrg(ctx context.Context, id string, c org.Changes) error {
+// Update writes c; errs.NotFound when the organization is gone.
+func (s *Organizations) Update(ctx context.Context, id string, c org.Changes) error {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
 		return errs.Errorf(errs.NotFound, "organization not found")
@@ -258,7 +293,7 @@ func (s *Store) UpdateOrg(ctx context.Context, id string, c org.Changes) error {
 	if len(unset) > 0 {
 		update = append(update, bson.E{Key: "$unset", Value: unset})
 	}
-	res, err := s.orgs.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}}, update)
+	res, err := s.coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: oid}}, update)
 	if err != nil {
 		return mapErr(err, "update organization")
 	}
@@ -268,20 +303,20 @@ func (s *Store) UpdateOrg(ctx context.Context, id string, c org.Changes) error {
 	return nil
 }
 
-// DeleteOrg removes the metadata of id; a missing one is not an error.
-func (s *Store) DeleteOrg(ctx context.Context, id string) error {
+// Delete removes the metadata of id; a missing one is not an error.
+func (s *Organizations) Delete(ctx context.Context, id string) error {
 	oid, err := bson.ObjectIDFromHex(id)
 	if err != nil {
 		return nil
 	}
-	_, err = s.orgs.DeleteOne(ctx, bson.D{{Key: "_id", Value: oid}})
+	_, err = s.coll.DeleteOne(ctx, bson.D{{Key: "_id", Value: oid}})
 	return mapErr(err, "delete organization")
 }
 
 // Unmigrated lists the ids of organizations written before members
 // existed: no members field stored.
-func (s *Store) Unmigrated(ctx context.Context) ([]string, error) {
-	cur, err := s.orgs.Find(ctx, bson.D{{Key: "members", Value: bson.D{{Key: "$exists", Value: false}}}},
+func (s *Organizations) Unmigrated(ctx context.Context) ([]string, error) {
+	cur, err := s.coll.Find(ctx, bson.D{{Key: "members", Value: bson.D{{Key: "$exists", Value: false}}}},
 		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
 	if err != nil {
 		return nil, mapErr(err, "find unmigrated organizations")
