@@ -20,6 +20,8 @@ type AuditLog struct {
 	coll *mongo.Collection
 }
 
+var _ org.AuditLog = (*AuditLog)(nil)
+
 // eventDoc is an audit event. Its _id is the organization's id, "/" and
 // the event's id: an organization's events are one range of the _id index,
 // in time order, so a page is an index range scan on MongoDB.

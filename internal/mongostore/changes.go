@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/orgservice/orgservice/internal/errs"
+	"github.com/orgservice/orgservice/internal/org"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -37,6 +38,8 @@ type ChangeLog struct {
 		at  time.Time
 	}
 }
+
+var _ org.ChangeLog = (*ChangeLog)(nil)
 
 // changeDoc is one entry of the change log. Its _id is its number, so that
 // taking number n is an insert under a unique key: of two appenders only one

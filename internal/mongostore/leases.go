@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/orgservice/orgservice/internal/errs"
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 // Leases is the leases collection: the one operation running on each
@@ -16,6 +17,8 @@ import (
 type Leases struct {
 	coll *mongo.Collection
 }
+
+var _ org.Leases = (*Leases)(nil)
 
 // leaseDoc gives one operation exclusive use of an organization until it expires.
 type leaseDoc struct {

@@ -17,6 +17,8 @@ type NameClaims struct {
 	coll *mongo.Collection
 }
 
+var _ org.NameClaims = (*NameClaims)(nil)
+
 // claimDoc holds a name or an email for an organization. Its _id is the key,
 // so inserting it is the one atomic test-and-set every server offers.
 type claimDoc struct {

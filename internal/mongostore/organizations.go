@@ -26,6 +26,8 @@ type Organizations struct {
 	coll *mongo.Collection
 }
 
+var _ org.Metadata = (*Organizations)(nil)
+
 // ensureIndexes creates the unique indexes on slug and admin_email, a second
 // line of defence behind the name claims. It creates one index per command
 // (FerretDB v1 drops the connection when one createIndexes names several

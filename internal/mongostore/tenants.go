@@ -21,6 +21,8 @@ type Tenants struct {
 	batchSize int
 }
 
+var _ org.Tenants = (*Tenants)(nil)
+
 func newTenants(db *mongo.Database, batchSize int) *Tenants {
 	if batchSize <= 0 {
 		batchSize = DefaultBatchSize

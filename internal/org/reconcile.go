@@ -149,8 +149,12 @@ func claimMatches(o *Organization, key string) bool {
 // Reconcile finishes or rolls back every interrupted operation whose lease
 // has expired, frees claims nobody holds any more, and drops tenant
 // collections that no organization refers to. Operations other live
-// instances are running are left alone.
+// instances are running are left alone. The passes of one process run one
+// at a time: a pass that starts while the reconciler's runs waits for it,
+// then finds what it left.
 func (s *Service) Reconcile(ctx context.Context) error {
+	s.passes.Lock()
+	defer s.passes.Unlock()
 	orgs, err := s.meta.Unsettled(ctx)
 	if err != nil {
 		return err
@@ -234,6 +238,8 @@ func (s *Service) dropOrphans(ctx context.Context) error {
 // unfinished operation, and clears leases left behind: the periodic pass,
 // whose database work is proportional to them, not to the organizations.
 func (s *Service) settleUnsettled(ctx context.Context) error {
+	s.passes.Lock()
+	defer s.passes.Unlock()
 	var failed []error
 	for _, id := range s.dir.Unsettled() {
 		failed = append(failed, s.settle(ctx, id))

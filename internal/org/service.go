@@ -115,6 +115,8 @@ type Service struct {
 
 	ops sync.WaitGroup // detached operations still running
 
+	passes sync.Mutex // one reconcile pass at a time in this process
+
 	mu       sync.Mutex
 	settling map[string]bool // organizations a background reconcile is working on
 }
