@@ -30,7 +30,7 @@ type Process struct {
 	Name string
 	Log  string // path of the log file; "" for a process found running
 	pid  int
-	cmd  *exec.Cmd    // nil for a process found running
+	cmd  *exec.Cmd     // nil for a process found running
 	done chan struct{} // closed once the process has exited
 	err  error         // how it exited; valid once done is closed
 }
@@ -186,4 +186,3 @@ func (p *Process) Tail(n int) string {
 	}
 	return string(bytes.Join(lines, []byte("\n")))
 }
-
