@@ -37,9 +37,6 @@ func New(base string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimRight(base, "/"), hc: hc}
 }
 
-// Base returns the instance's base URL.
-func (c *Client) Base() string { return c.base }
-
 // CloseIdleConnections closes the connections the client's transport keeps
 // idle.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
@@ -141,11 +138,20 @@ func (c *Client) expect(ctx context.Context, r Request, want int, keep bool) ([]
 }
 
 func (c *Client) roundTrip(ctx context.Context, r Request) (*http.Response, error) {
+	req, err := r.httpRequest(ctx, c.base)
+	if err != nil {
+		return nil, err
+	}
+	return c.hc.Do(req)
+}
+
+// httpRequest is r as an *http.Request to the instance at base.
+func (r Request) httpRequest(ctx context.Context, base string) (*http.Request, error) {
 	var body io.Reader
 	if r.Body != nil {
 		body = bytes.NewReader(r.Body)
 	}
-	req, err := http.NewRequestWithContext(ctx, r.Method, c.base+r.Path, body)
+	req, err := http.NewRequestWithContext(ctx, r.Method, base+r.Path, body)
 	if err != nil {
 		return nil, err
 	}
@@ -158,5 +164,5 @@ func (c *Client) roundTrip(ctx context.Context, r Request) (*http.Response, erro
 	for k, vs := range r.Header {
 		req.Header[k] = vs
 	}
-	return c.hc.Do(req)
+	return req, nil
 }

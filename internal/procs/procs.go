@@ -67,11 +67,10 @@ func FreeAddr() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// Env returns the minimal environment of a child process — what it needs
-// of the caller's (PATH, HOME, TMPDIR and the Go runtime's settings), so
-// that nothing of a developer's service configuration leaks in — followed
-// by extra.
-func Env(extra ...string) []string {
+// minimalEnv returns the environment of a child process: what it needs of
+// the caller's (PATH, HOME, TMPDIR and the Go runtime's settings), so that
+// nothing of a developer's service configuration leaks in, then extra.
+func minimalEnv(extra ...string) []string {
 	var env []string
 	for _, k := range []string{"PATH", "HOME", "TMPDIR", "GOMAXPROCS", "GODEBUG", "GORACE"} {
 		if v, ok := os.LookupEnv(k); ok {
@@ -81,9 +80,11 @@ func Env(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// Start runs bin with args in dir, where no .env file is, in the minimal
-// environment (Env) plus env. Its output is appended to the log file
-// dir/name.log, so that a restart under the same name continues it.
+// Start runs bin with args in dir (the caller's work directory, so that no
+// .env file of the repository is read), in a minimal environment — PATH,
+// HOME, TMPDIR and the Go runtime's settings of the caller's — plus env.
+// Its output is appended to the log file dir/name.log, so that a restart
+// under the same name continues it.
 func Start(name, bin, dir string, args, env []string) (*Process, error) {
 	return start(name, bin, dir, args, env, nil)
 }
@@ -98,7 +99,7 @@ func start(name, bin, dir string, args, env []string, stdout *os.File) (*Process
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	cmd.Env = Env(env...)
+	cmd.Env = minimalEnv(env...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if stdout != nil {
 		cmd.Stdout = stdout
