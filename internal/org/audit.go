@@ -26,6 +26,9 @@ const (
 	EventRoleChanged        EventAction = "member.role_changed"
 	EventLoginSucceeded     EventAction = "login.succeeded"
 	EventLoginFailed        EventAction = "login.failed"
+	EventOrgSuspended       EventAction = "org.suspended"
+	EventOrgReactivated     EventAction = "org.reactivated"
+	EventQuotasChanged      EventAction = "org.quotas_changed"
 )
 
 // The types of what an event acts on.
@@ -52,11 +55,16 @@ type Event struct {
 }
 
 // Actor is the member who acted. A failed login's actor is the member
-// whose email was given.
+// whose email was given. The operator (the operator API) is an actor of
+// Type ActorOperator, with no member id or email.
 type Actor struct {
+	Type     string // "" for a member
 	MemberID string
 	Email    string
 }
+
+// ActorOperator is the Type of the actor of the operator API's changes.
+const ActorOperator = "operator"
 
 // Target is what an event acts on: the organization (Name is its name) or
 // a member (Name is the member's email).
