@@ -184,12 +184,18 @@ func (s *Service) Audit(ctx context.Context, p Principal, q AuditQuery) (AuditPa
 // failed with a wrong password. Both carry the client's address. The
 // token is issued only once the event is written. Errors: errs.Unavailable.
 func (s *Service) RecordLogin(ctx context.Context, o *Organization, m *Member, ok bool) error {
-	action, details := EventLoginSucceeded, map[string]string{"ip": OriginOf(ctx).ClientIP}
 	if !ok {
-		action = EventLoginFailed
-		details["reason"] = "wrong password"
+		return s.RecordLoginFailure(ctx, o, m, "wrong password")
 	}
-	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, action, memberTarget(m), details)})
+	details := map[string]string{"ip": OriginOf(ctx).ClientIP}
+	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventLoginSucceeded, memberTarget(m), details)})
+}
+
+// RecordLoginFailure writes the login.failed event of a login as member m
+// of o refused for reason, with the client's address. Errors: errs.Unavailable.
+func (s *Service) RecordLoginFailure(ctx context.Context, o *Organization, m *Member, reason string) error {
+	details := map[string]string{"ip": OriginOf(ctx).ClientIP, "reason": reason}
+	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventLoginFailed, memberTarget(m), details)})
 }
 
 // commitAudit inserts the events o's last metadata write recorded as
