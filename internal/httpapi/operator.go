@@ -190,7 +190,7 @@ func (q *quotaValue) UnmarshalJSON(b []byte) error {
 		return nil
 	}
 	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil || strings.ContainsAny(n.String(), ".eE") {
+	if b[0] == '"' || json.Unmarshal(b, &n) != nil || strings.ContainsAny(n.String(), ".eE") {
 		return &json.UnmarshalTypeError{Value: "non-integer", Type: reflect.TypeFor[int64]()}
 	}
 	v, err := n.Int64()

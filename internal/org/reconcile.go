@@ -197,7 +197,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			failed = append(failed, err)
 		}
 	}
-	failed = append(failed, s.dropOrphans(ctx), s.recountUncounted(ctx, all))
+	failed = append(failed, s.dropOrphans(ctx), s.recountUncounted(ctx, all), s.recountDrifted(ctx))
 	return errors.Join(failed...)
 }
 

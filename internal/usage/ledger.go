@@ -343,8 +343,9 @@ func (l *Ledger) commit(ctx context.Context, a *account, batch []*request) {
 		}
 	}
 	for attempt := 0; attempt < maxAttempts; attempt++ {
-		counted := true
+		counted, fresh := true, false
 		if a.learned.IsZero() || time.Since(a.learned) > l.cfg.HeadTTL {
+			fresh = true
 			sent := time.Now()
 			head, err := l.store.Head(ctx, a.orgID)
 			switch {
@@ -357,6 +358,14 @@ func (l *Ledger) commit(ctx context.Context, a *account, batch []*request) {
 			a.head, a.learned = head, sent
 		}
 		used, changed := apply(a.head.Used, counted, batch)
+		if !fresh && refused(batch) {
+			// Another instance may have freed room since: a refusal is
+			// decided on the head read now, never on the one remembered.
+			// (An acceptance may use it: if the head moved on, the insert
+			// below loses its number and this is worked out again.)
+			a.learned = time.Time{}
+			continue
+		}
 		if !changed {
 			answer(nil)
 			return
@@ -426,6 +435,10 @@ func add(u, d org.Usage) org.Usage {
 	u.Documents = max(u.Documents+d.Documents, 0)
 	u.StorageBytes = max(u.StorageBytes+d.StorageBytes, 0)
 	return u
+}
+
+func refused(batch []*request) bool {
+	return slices.ContainsFunc(batch, func(r *request) bool { return r.err != nil })
 }
 
 func hasSet(batch []*request) bool {
