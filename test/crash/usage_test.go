@@ -45,7 +45,7 @@ func TestImportKilled(t *testing.T) {
 	login := r.do(apiclient.Login("importer@crash.test", password), http.StatusOK)
 	token := str(login["access_token"])
 	org := r.do(apiclient.GetOrg("Importer"), http.StatusOK)
-	quota := int64(*importLines * (*importRounds + 1) * 3 / 5) // reached in the later rounds
+	quota := int64(*importLines * 3 / 4) // reached in the later rounds, and by the last import
 	r.do(apiclient.OperatorPatch(operatorKey, str(org["id"]), apiclient.OperatorChange{Quotas: map[string]*int64{"documents": &quota}}), http.StatusOK)
 
 	body := func(round int) []byte {
