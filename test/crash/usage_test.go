@@ -45,12 +45,12 @@ func TestImportKilled(t *testing.T) {
 	login := r.do(apiclient.Login("importer@crash.test", password), http.StatusOK)
 	token := str(login["access_token"])
 	org := r.do(apiclient.GetOrg("Importer"), http.StatusOK)
-	quota := int64(*importLines * 3 / 4) // reached in the later rounds, and by the last import
+	quota := int64(2 * *importLines) // reached in the later rounds or by the last import
 	r.do(apiclient.OperatorPatch(operatorKey, str(org["id"]), apiclient.OperatorChange{Quotas: map[string]*int64{"documents": &quota}}), http.StatusOK)
 
-	body := func(round int) []byte {
+	body := func(round, lines int) []byte {
 		var b bytes.Buffer
-		for i := range *importLines {
+		for i := range lines {
 			fmt.Fprintf(&b, `{"id":"r%d-%06d","data":{"round":%d,"i":%d,"pad":"%s"}}`+"\n", round, i, round, i, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
 		}
 		return b.Bytes()
@@ -58,7 +58,7 @@ func TestImportKilled(t *testing.T) {
 	for round := range *importRounds {
 		answered := make(chan int, 1)
 		go func() {
-			status, _ := r.call(apiclient.Import(token, body(round)))
+			status, _ := r.call(apiclient.Import(token, body(round, *importLines)))
 			answered <- status
 		}()
 		time.Sleep(time.Duration(200+rng.IntN(1800)) * time.Millisecond)
@@ -86,14 +86,15 @@ func TestImportKilled(t *testing.T) {
 		}
 	}
 
-	// An import that runs to its end: its answer and the usage agree at
+	// An import of as many new documents as the quota, run to its end,
+	// fills the quota exactly: its answer and the usage agree at
 	// once. The last kill's recount may still be under way (the writer
 	// it left expires first), refusing writes with 409; and the service
 	// answers that before it reads the body, so the client may see the
 	// connection cut instead: both are retried, as importing again is.
 	var res map[string]any
 	for deadline := time.Now().Add(writerTTL + 3*leaseTTL + 60*time.Second); ; {
-		status, m := r.call(apiclient.Import(token, body(*importRounds)))
+		status, m := r.call(apiclient.Import(token, body(*importRounds, int(quota))))
 		if status == http.StatusOK {
 			res = m
 			break
