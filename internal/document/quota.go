@@ -44,7 +44,9 @@ func shrinkage(d org.Usage) org.Usage {
 	return org.Usage{Documents: min(d.Documents, 0), StorageBytes: min(d.StorageBytes, 0)}
 }
 
-func negate(d org.Usage) org.Usage { return org.Usage{Documents: -d.Documents, StorageBytes: -d.StorageBytes} }
+func negate(d org.Usage) org.Usage {
+	return org.Usage{Documents: -d.Documents, StorageBytes: -d.StorageBytes}
+}
 
 func (d Deps) quota() Quota {
 	if d.Quota == nil {
@@ -112,11 +114,18 @@ func (s *Service) settle(ctx context.Context, orgID string, err error, landed bo
 	default: // it certainly did not land
 		change = negate(reserved)
 	}
+	s.credit(ctx, orgID, change)
+}
+
+// credit applies change (nothing to free or give back: no write); should
+// that fail, the count stays high by it until a recount, which the mark
+// asks for.
+func (s *Service) credit(ctx context.Context, orgID string, change org.Usage) {
 	if change == (org.Usage{}) {
 		return
 	}
-	if cerr := s.quota.Credit(ctx, orgID, change); cerr != nil {
-		// The count stays high by this write: recounted.
+	ctx = context.WithoutCancel(ctx)
+	if err := s.quota.Credit(ctx, orgID, change); err != nil {
 		s.quota.Suspect(ctx, orgID)
 	}
 }
@@ -148,7 +157,7 @@ func (s *Service) insertWithin(ctx context.Context, orgID, coll string, batch []
 		}
 		held, err := s.store.Existing(ctx, coll, ids)
 		if err != nil {
-			s.settle(ctx, orgID, errs.Errorf(errs.Invalid, "not inserted"), false, reserved, org.Usage{})
+			s.credit(ctx, orgID, negate(reserved))
 			return err
 		}
 		for i := k; i < len(batch); i++ {
@@ -168,11 +177,11 @@ func (s *Service) insertWithin(ctx context.Context, orgID, coll string, batch []
 		s.quota.Suspect(context.WithoutCancel(ctx), orgID)
 		return err
 	}
-	var back org.Usage
-	for _, i := range existing {
-		back = org.Usage{Documents: back.Documents + us[i].Documents, StorageBytes: back.StorageBytes + us[i].StorageBytes}
+	back := make([]org.Usage, len(existing))
+	for j, i := range existing {
+		back[j] = us[i]
 	}
-	s.settle(ctx, orgID, nil, true, org.Usage{}, negate(back))
+	s.credit(ctx, orgID, negate(sum(back)))
 	res.Inserted += k - len(existing)
 	res.SkippedExisting += len(existing)
 	return nil

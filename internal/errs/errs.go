@@ -17,18 +17,18 @@ type Kind int
 
 // The kinds of error.
 const (
-	Internal     Kind = iota // a fault of ours or of the database; details are logged, never shown
-	Invalid                  // the input breaks a rule; Fields says which
-	Conflict                 // a name, email or id is taken, or a state forbids the change
-	NotFound                 // no such thing, or not one the caller may see
-	Unauthorized             // missing, invalid or revoked credentials
-	Forbidden                // authenticated, but not allowed to do this
-	Busy                     // another operation on the organization is in progress
-	Unavailable              // the database cannot be reached in time
-	Precondition             // a conditional request's precondition (If-Match) does not hold
-	TooLarge                 // the input is larger than allowed
-	QuotaExceeded            // the write would take the organization past a quota; Quota says which
-	Suspended                // the organization is suspended by the operator
+	Internal      Kind = iota // a fault of ours or of the database; details are logged, never shown
+	Invalid                   // the input breaks a rule; Fields says which
+	Conflict                  // a name, email or id is taken, or a state forbids the change
+	NotFound                  // no such thing, or not one the caller may see
+	Unauthorized              // missing, invalid or revoked credentials
+	Forbidden                 // authenticated, but not allowed to do this
+	Busy                      // another operation on the organization is in progress
+	Unavailable               // the database cannot be reached in time
+	Precondition              // a conditional request's precondition (If-Match) does not hold
+	TooLarge                  // the input is larger than allowed
+	QuotaExceeded             // the write would take the organization past a quota; Quota says which
+	Suspended                 // the organization is suspended by the operator
 )
 
 // FieldError names one invalid input field.
