@@ -132,58 +132,49 @@ func (s *Service) credit(ctx context.Context, orgID string, change org.Usage) {
 
 // insertWithin inserts the documents of an import batch, read from lines,
 // that fit within the organization's quotas, in order: what they add is
-// reserved first, the longest prefix that fits. Those past it are rejected,
-// each by its line, but for those whose id the organization holds, which
-// are skipped as an import skips them; the reservations of documents found
-// existing at the insert are given back.
+// reserved first, the longest prefix that fits, and the reservations of
+// documents the insert finds existing are given back — and with the room
+// they leave, the lines that did not fit are tried again. Each line that
+// still does not fit is rejected by its number, also one whose id exists
+// (it would be skipped otherwise: telling them apart would read the
+// collection for every batch past the quota, a scan on FerretDB).
 func (s *Service) insertWithin(ctx context.Context, orgID, coll string, batch []*Document, lines []int, res *ImportResult, reject func(int, string)) error {
-	us := make([]org.Usage, len(batch))
-	for i, d := range batch {
-		us[i] = usageOf(d)
-	}
 	q, err := s.quotas(orgID)
 	if err != nil {
 		return err
 	}
-	k, qerr := s.quota.Reserve(ctx, orgID, q, us, true)
-	if qerr != nil && !errs.Is(qerr, errs.QuotaExceeded) {
-		return qerr
-	}
-	reserved := sum(us[:k])
-	if k < len(batch) {
-		ids := make([]string, 0, len(batch)-k)
-		for _, d := range batch[k:] {
-			ids = append(ids, d.ID)
+	for len(batch) > 0 {
+		us := make([]org.Usage, len(batch))
+		for i, d := range batch {
+			us[i] = usageOf(d)
 		}
-		held, err := s.store.Existing(ctx, coll, ids)
-		if err != nil {
-			s.credit(ctx, orgID, negate(reserved))
-			return err
+		k, qerr := s.quota.Reserve(ctx, orgID, q, us, true)
+		if qerr != nil && !errs.Is(qerr, errs.QuotaExceeded) {
+			return qerr
 		}
-		for i := k; i < len(batch); i++ {
-			if held[batch[i].ID] {
-				res.SkippedExisting++
-			} else {
+		var existing []int
+		if k > 0 {
+			if existing, err = s.store.InsertMany(ctx, coll, batch[:k]); err != nil {
+				// Some may have landed: the count stays high until a recount.
+				s.quota.Suspect(context.WithoutCancel(ctx), orgID)
+				return err
+			}
+			back := make([]org.Usage, len(existing))
+			for j, i := range existing {
+				back[j] = us[i]
+			}
+			s.credit(ctx, orgID, negate(sum(back)))
+			res.Inserted += k - len(existing)
+			res.SkippedExisting += len(existing)
+		}
+		if k == len(batch) || len(existing) == 0 { // all in, or no room came back
+			for i := k; i < len(batch); i++ {
 				reject(lines[i], problemText(qerr))
 			}
+			return nil
 		}
+		batch, lines = batch[k:], lines[k:]
 	}
-	if k == 0 {
-		return nil
-	}
-	existing, err := s.store.InsertMany(ctx, coll, batch[:k])
-	if err != nil {
-		// Some may have landed: the count stays high until a recount.
-		s.quota.Suspect(context.WithoutCancel(ctx), orgID)
-		return err
-	}
-	back := make([]org.Usage, len(existing))
-	for j, i := range existing {
-		back[j] = us[i]
-	}
-	s.credit(ctx, orgID, negate(sum(back)))
-	res.Inserted += k - len(existing)
-	res.SkippedExisting += len(existing)
 	return nil
 }
 

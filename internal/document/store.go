@@ -34,8 +34,6 @@ type Store interface {
 	// InsertMany inserts docs into coll, unordered, and returns the indexes
 	// of the docs whose id coll already held (not inserted).
 	InsertMany(ctx context.Context, coll string, docs []*Document) (existing []int, err error)
-	// Existing returns which of ids coll holds.
-	Existing(ctx context.Context, coll string, ids []string) (map[string]bool, error)
 }
 
 // VersionClaims hold the right to move a document to its next version

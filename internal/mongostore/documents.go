@@ -149,25 +149,3 @@ func (s *Documents) InsertMany(ctx context.Context, coll string, docs []*documen
 	}
 	return existing, nil
 }
-
-// Existing returns which of ids coll holds, in one query.
-func (s *Documents) Existing(ctx context.Context, coll string, ids []string) (map[string]bool, error) {
-	cur, err := s.db.Collection(coll).Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}},
-		options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}))
-	if err != nil {
-		return nil, mapErr(err, "find documents")
-	}
-	docs, err := decodeAll[struct {
-		ID any `bson:"_id"`
-	}](ctx, cur)
-	if err != nil {
-		return nil, mapErr(err, "find documents")
-	}
-	held := make(map[string]bool, len(docs))
-	for _, d := range docs {
-		if id, ok := d.ID.(string); ok {
-			held[id] = true
-		}
-	}
-	return held, nil
-}

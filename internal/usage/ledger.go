@@ -95,8 +95,8 @@ type Config struct {
 	// Retention is how old an entry must be to be pruned (2m); it must stay
 	// well above HeadTTL.
 	Retention time.Duration
-	// WriterTTL is the writer registrations' TTL: one expired for longer
-	// than that is a writer that died (10s).
+	// WriterTTL is the writer registrations' TTL (10s): one expired for a
+	// fifth of it is a writer that died.
 	WriterTTL time.Duration
 }
 
@@ -251,14 +251,17 @@ func (l *Ledger) Forget(ctx context.Context, orgID string) error {
 }
 
 // Drifted lists the organizations whose count may be too high: marked by a
-// live process, or with a writer registration that expired more than a
-// writer TTL ago without being removed (its process died mid-write).
+// live process, or with a writer registration that expired (a fifth of a
+// writer TTL ago, for clocks) without being removed: its process died
+// mid-write.
 func (l *Ledger) Drifted(ctx context.Context) ([]string, error) {
 	marked, err := l.store.Marked(ctx)
 	if err != nil {
 		return nil, err
 	}
-	dead, err := l.writers.Dead(ctx, time.Now().Add(-l.cfg.WriterTTL))
+	// Its writes ended before it expired (they run on deadlines before
+	// its expiry); the margin is the registry's, for clocks.
+	dead, err := l.writers.Dead(ctx, time.Now().Add(-l.cfg.WriterTTL/5))
 	if err != nil {
 		return nil, err
 	}
