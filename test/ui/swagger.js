@@ -178,7 +178,7 @@ const base = process.env.ORGSERVICE_URL || 'http://127.0.0.1:8090';
   op = (await run('operatorPatchOrganization', '200', { params: {id}, body: JSON.stringify({status: 'active', quotas: {documents: null}}) })).json;
   assert.deepEqual([op.status, op.quotas.documents], ['active', 1000000]);
   assert.equal((await run('getMe', '200')).json.email, owner);
-  audit = (await run('readAudit', '200', { params: {limit: '3'} })).json;
+  audit = (await run('readAudit', '200', { params: {limit: '3', after: ''} })).json;
   assert.deepEqual(actions(audit), ['org.quotas_changed', 'org.reactivated', 'org.suspended']);
   assert.equal(audit.items[0].actor.type, 'operator');
   assert.equal((await run('operatorGetOrganization', '200', { params: {id} })).json.status, 'active');
