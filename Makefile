@@ -43,7 +43,7 @@ test-cluster: ## Black-box test: three service processes on one database under m
 	cd test/cluster && $(GO) test -tags cluster -count=1 -v -timeout 5m .
 
 .PHONY: test-ui
-test-ui: ## Drive Swagger UI in headless Chromium through the organization, member, audit and document operations (needs node and chromium)
+test-ui: ## Drive Swagger UI in headless Chromium through the organization, member, audit, document and operator operations (needs node and chromium)
 	bash test/ui/run.sh
 
 .PHONY: bench

@@ -21,6 +21,7 @@ func TestRequestsMatchTheSpec(t *testing.T) {
 	require.NoError(t, err)
 	router, err := gorillamux.NewRouter(doc)
 	require.NoError(t, err)
+	suspended, quota := "suspended", int64(1000)
 	for name, r := range map[string]Request{
 		"create":          CreateOrg("Acme Corp", "admin@acme.test", "correct-horse"),
 		"get":             GetOrg("Acme Corp"),
@@ -39,6 +40,12 @@ func TestRequestsMatchTheSpec(t *testing.T) {
 		"export":          Export("tok"),
 		"import":          Import("tok", []byte(`{"id":"inv-1001","data":{"total":1}}`+"\n")),
 		"audit":           ReadAudit("tok", "1717492526120000000-3fa2c9d1", 20),
+		"usage":           ReadUsage("tok"),
+		"operator list":   OperatorOrgs("key", url.Values{"q": {"acme"}, "status": {"suspended"}, "sort": {"-storage_bytes"}, "limit": {"10"}}),
+		"operator get":    OperatorOrg("key", "665f1c2e8b3a4d0012ab34cd"),
+		"operator patch": OperatorPatch("key", "665f1c2e8b3a4d0012ab34cd", OperatorChange{
+			Status: &suspended, Quotas: map[string]*int64{"documents": &quota, "members": nil}, Metadata: map[string]*string{"plan": &suspended, "old": nil}}),
+		"operator recount": OperatorRecount("key", "665f1c2e8b3a4d0012ab34cd"),
 	} {
 		t.Run(name, func(t *testing.T) {
 			req, err := r.httpRequest(context.Background(), "http://orgservice.test")

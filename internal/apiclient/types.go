@@ -64,6 +64,7 @@ type Event struct {
 	ID    string    `json:"id"`
 	Time  time.Time `json:"time"`
 	Actor struct {
+		Type     string `json:"type"` // "operator"; "" for a member
 		MemberID string `json:"member_id"`
 		Email    string `json:"email"`
 	} `json:"actor"`

@@ -4,7 +4,8 @@
 // and the tests share, so that tests run exactly what production runs.
 //
 // The build order has no cycle: the stores, then the directory over them,
-// the documents service over the stores and the directory, the organization
+// the usage ledger over the stores, the documents service over the stores,
+// the directory and the ledger, the organization
 // service over the stores, the directory and the documents service (renames
 // and deletes wait for its writes), authentication over the organization
 // service, and the API over all of them. Nothing is set after construction.
@@ -27,6 +28,7 @@ import (
 	"github.com/orgservice/orgservice/internal/metrics"
 	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
+	"github.com/orgservice/orgservice/internal/usage"
 )
 
 // DefaultFullReconcileEvery is how often the reconciler reads every
@@ -43,6 +45,10 @@ type Config struct {
 	Documents document.Config
 	Auth      auth.Config
 	HTTP      httpapi.Options
+	// Quotas are the default quotas of every organization, for both the
+	// organization and the documents services (unless their own Config
+	// sets them); nil takes org.DefaultQuotas.
+	Quotas *org.Quotas
 	// CopyBatchSize is how many documents a rename's copy inserts at a time.
 	CopyBatchSize int
 	// SharedRateLimits counts the rate limits in the database, exactly
@@ -102,14 +108,21 @@ func New(cfg Config, dbs Databases, log *slog.Logger) (*App, error) {
 	if cfg.FullReconcileEvery <= 0 {
 		cfg.FullReconcileEvery = DefaultFullReconcileEvery
 	}
+	if cfg.Org.Quotas == nil {
+		cfg.Org.Quotas = cfg.Quotas
+	}
+	if cfg.Documents.Quotas == nil {
+		cfg.Documents.Quotas = cfg.Quotas
+	}
 	stores := mongostore.Open(dbs.Main, cfg.CopyBatchSize)
 	reads := mongostore.Open(dbs.Directory, 0)
 	dir := directory.New(directory.Source{
 		Metadata: reads.Organizations, Changes: reads.Changes, Leases: reads.Leases,
 	}, cfg.Directory, log)
 	mets := metrics.New(dir)
+	ledger := usage.New(stores.Usage, stores.Writers, usage.Config{WriterTTL: cfg.Documents.WriterTTL}, log)
 	docs := document.NewService(document.Deps{
-		Store: stores.Documents, Versions: stores.Versions, Registrations: stores.Writers, Directory: dir,
+		Store: stores.Documents, Versions: stores.Versions, Registrations: stores.Writers, Directory: dir, Quota: ledger,
 	}, cfg.Documents, log)
 	orgs := org.NewService(org.Deps{
 		Stores: org.Stores{
@@ -120,6 +133,8 @@ func New(cfg Config, dbs Databases, log *slog.Logger) (*App, error) {
 		Hasher:    auth.Bcrypt{Cost: cfg.Auth.BcryptCost},
 		Writers:   docs,
 		Observer:  mets,
+		Usage:     ledger,
+		Counter:   docs,
 	}, cfg.Org, log)
 	authn, err := auth.NewService(orgs, orgs, cfg.Auth)
 	if err != nil {
@@ -130,7 +145,7 @@ func New(cfg Config, dbs Databases, log *slog.Logger) (*App, error) {
 		rates = mongostore.NewRateLimits(dbs.Main, log)
 	}
 	api := httpapi.New(httpapi.Deps{
-		Orgs: orgs, Auth: authn, Documents: docs, DB: stores, RateStore: rates, Metrics: mets, Now: cfg.Clock,
+		Orgs: orgs, Operator: org.NewOperator(orgs), Auth: authn, Documents: docs, DB: stores, RateStore: rates, Metrics: mets, Now: cfg.Clock,
 	}, cfg.HTTP, log)
 	return &App{
 		cfg: cfg, log: log, stores: stores, watcher: reads.Changes, dir: dir,

@@ -16,7 +16,9 @@ func FromSettings(c config.Config) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	quotas := c.Quotas()
 	return Config{
+		Quotas: &quotas,
 		Org: org.Config{
 			Strategy: org.Strategy(c.MigrationStrategy),
 			LeaseTTL: c.LeaseTTL,
@@ -36,6 +38,7 @@ func FromSettings(c config.Config) (Config, error) {
 			CORSOrigins:     c.CORSOrigins,
 			DataRatePerMin:  c.DataRatePerMin,
 			ImportMaxBytes:  c.ImportMaxBytes,
+			OperatorAPIKey:  c.OperatorAPIKey,
 		},
 		CopyBatchSize:    c.CopyBatchSize,
 		SharedRateLimits: c.RateLimitStore == config.RateLimitDatabase,

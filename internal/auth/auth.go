@@ -35,6 +35,9 @@ type Recorder interface {
 	// RecordLogin records a login as member m of o that succeeded (ok) or
 	// failed for a wrong password. Errors: errs.Unavailable.
 	RecordLogin(ctx context.Context, o *org.Organization, m *org.Member, ok bool) error
+	// RecordLoginFailure records a login as member m of o refused for
+	// reason although the password was right. Errors: errs.Unavailable.
+	RecordLoginFailure(ctx context.Context, o *org.Organization, m *org.Member, reason string) error
 }
 
 // Bcrypt hashes passwords at a fixed cost.
@@ -110,8 +113,10 @@ func badCredentials() error { return errs.Errorf(errs.Unauthorized, "invalid ema
 
 // Login checks a member's credentials and issues a token. Unknown emails and
 // wrong passwords fail alike, in about the same time; a member's login,
-// succeeded or failed, is recorded in the audit log first. Errors:
-// errs.Invalid (blank email or password), errs.Unauthorized, errs.Unavailable.
+// succeeded or failed, is recorded in the audit log first. A member of a
+// suspended organization with the right password gets errs.Suspended (and
+// a login.failed event). Errors: errs.Invalid (blank email or password),
+// errs.Unauthorized, errs.Suspended, errs.Unavailable.
 func (s *Service) Login(ctx context.Context, email, password string) (Token, error) {
 	var fields []errs.FieldError
 	if strings.TrimSpace(email) == "" {
@@ -141,6 +146,13 @@ func (s *Service) Login(ctx context.Context, email, password string) (Token, err
 		return Token{}, badCredentials()
 	}
 	ok := match && len(password) <= org.MaxPasswordBytes
+	// Suspension is told only to whoever knows the password.
+	if ok && org.CheckSuspended(o) != nil {
+		if err := s.rec.RecordLoginFailure(ctx, o, m, "organization suspended"); err != nil {
+			return Token{}, err
+		}
+		return Token{}, org.CheckSuspended(o)
+	}
 	// Recorded before the answer: a token is never issued, nor a failure
 	// answered, without its event. An unknown email records nothing.
 	if err := s.rec.RecordLogin(ctx, o, m, ok); err != nil {
@@ -195,7 +207,8 @@ func (s *Service) issue(o *org.Organization, m *org.Member) (Token, error) {
 // it, at the token's version. The directory answers; a token it refuses
 // that is younger than Config.Lag is checked once more against the
 // organization read afresh, so that a token issued by another instance a
-// moment ago works at once. Errors: errs.Unauthorized, errs.Unavailable.
+// moment ago works at once. A valid token of a suspended organization is
+// errs.Suspended. Errors: errs.Unauthorized, errs.Suspended, errs.Unavailable.
 func (s *Service) Authenticate(ctx context.Context, raw string) (org.Principal, error) {
 	var c claims
 	_, err := s.parser.ParseWithClaims(raw, &c, s.key)
@@ -247,6 +260,10 @@ func (s *Service) principal(ctx context.Context, c *claims, lookup func(context.
 		case err != nil && !errs.Is(err, errs.NotFound):
 			return org.Principal{}, err
 		}
+	}
+	// Last, so that a token revoked anyway stays a 401.
+	if err := org.CheckSuspended(o); err != nil {
+		return org.Principal{}, err
 	}
 	// The role is the member's now, not the token's: a change takes effect
 	// on the next request.

@@ -112,6 +112,16 @@ func (r *recorder) RecordLogin(_ context.Context, _ *org.Organization, m *org.Me
 	return nil
 }
 
+func (r *recorder) RecordLoginFailure(_ context.Context, _ *org.Organization, m *org.Member, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.logins = append(r.logins, m.ID+" failed: "+reason)
+	return nil
+}
+
 func (r *recorder) take() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -45,6 +45,11 @@ func (benchDirectory) RecordLogin(context.Context, *org.Organization, *org.Membe
 	return nil
 }
 
+// RecordLoginFailure records nothing either.
+func (benchDirectory) RecordLoginFailure(context.Context, *org.Organization, *org.Member, string) error {
+	return nil
+}
+
 func benchService(b *testing.B) (*Service, *org.Organization) {
 	b.Helper()
 	o := &org.Organization{

@@ -17,6 +17,8 @@ import (
 
 	"github.com/joho/godotenv"
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 // MinSecretBytes is the shortest SECRET_KEY accepted.
@@ -48,6 +50,12 @@ type Config struct {
 	DocumentMaxBytes   int           `envconfig:"DOCUMENT_MAX_BYTES" default:"262144"`
 	ImportMaxBytes     int64         `envconfig:"IMPORT_MAX_BYTES" default:"1073741824"`
 	DataRatePerMin     int           `envconfig:"DATA_RATE_PER_MIN" default:"6000"`
+	QuotaDocuments     int64         `envconfig:"QUOTA_DOCUMENTS" default:"1000000"`
+	QuotaStorageBytes  int64         `envconfig:"QUOTA_STORAGE_BYTES" default:"1073741824"`
+	QuotaMembers       int64         `envconfig:"QUOTA_MEMBERS" default:"1000"`
+	// OperatorAPIKey turns the operator API on: its routes answer 404
+	// while it is empty.
+	OperatorAPIKey string `envconfig:"OPERATOR_API_KEY"`
 	// RateLimitStore is "memory" or "database"; Load fills in the default
 	// (memory on the embedded database, database with MONGO_URL).
 	RateLimitStore string `envconfig:"RATE_LIMIT_STORE"`
@@ -63,6 +71,11 @@ const (
 // MaxDocumentBytes is the largest DOCUMENT_MAX_BYTES accepted: a document's
 // BSON can be a few times its JSON, and must stay under MongoDB's 16 MiB.
 const MaxDocumentBytes = 2 << 20
+
+// Quotas are the default quotas of every organization.
+func (c Config) Quotas() org.Quotas {
+	return org.Quotas{Documents: c.QuotaDocuments, StorageBytes: c.QuotaStorageBytes, Members: c.QuotaMembers}
+}
 
 // Embedded reports whether the service runs its own FerretDB.
 func (c Config) Embedded() bool { return c.MongoURL == "" }
@@ -132,6 +145,16 @@ func (c Config) validate() error {
 		return errors.New("IMPORT_MAX_BYTES must be at least DOCUMENT_MAX_BYTES")
 	case c.DataRatePerMin < 0:
 		return errors.New("DATA_RATE_PER_MIN must not be negative")
+	case c.QuotaDocuments < 0 || c.QuotaDocuments > org.MaxQuotaDocuments:
+		return fmt.Errorf("QUOTA_DOCUMENTS must be between 0 and %d", org.MaxQuotaDocuments)
+	case c.QuotaStorageBytes < 0 || c.QuotaStorageBytes > org.MaxQuotaStorageBytes:
+		return fmt.Errorf("QUOTA_STORAGE_BYTES must be between 0 and %d", int64(org.MaxQuotaStorageBytes))
+	case c.QuotaMembers < 0 || c.QuotaMembers > org.MaxQuotaMembers:
+		return fmt.Errorf("QUOTA_MEMBERS must be between 0 and %d", org.MaxQuotaMembers)
+	case c.OperatorAPIKey != "" && len(c.OperatorAPIKey) < MinSecretBytes:
+		return fmt.Errorf("OPERATOR_API_KEY must be at least %d bytes (or unset, which turns the operator API off)", MinSecretBytes)
+	case c.OperatorAPIKey != "" && c.OperatorAPIKey == c.SecretKey:
+		return errors.New("OPERATOR_API_KEY must differ from SECRET_KEY")
 	}
 	if _, err := c.TrustedPrefixes(); err != nil {
 		return err

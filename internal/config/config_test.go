@@ -8,6 +8,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 // inDir runs the test in an empty directory, so no .env is picked up by accident.
@@ -31,6 +33,8 @@ func TestLoadDefaults(t *testing.T) {
 	assert.Equal(t, 256<<10, c.DocumentMaxBytes)
 	assert.Equal(t, int64(1<<30), c.ImportMaxBytes)
 	assert.Equal(t, 6000, c.DataRatePerMin)
+	assert.Equal(t, org.DefaultQuotas(), c.Quotas())
+	assert.Empty(t, c.OperatorAPIKey, "the operator API is off unless a key is set")
 }
 
 func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
@@ -53,6 +57,13 @@ func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"DOCUMENT_MAX_BYTES", "99999999"},
 		{"IMPORT_MAX_BYTES", "1000"},
 		{"DATA_RATE_PER_MIN", "-1"},
+		{"QUOTA_DOCUMENTS", "-1"},
+		{"QUOTA_DOCUMENTS", "1000000001"},
+		{"QUOTA_STORAGE_BYTES", "-5"},
+		{"QUOTA_STORAGE_BYTES", "1125899906842625"},
+		{"QUOTA_MEMBERS", "10001"},
+		{"QUOTA_MEMBERS", "many"},
+		{"OPERATOR_API_KEY", "too-short"},
 	} {
 		t.Run(tc.key+"="+tc.value, func(t *testing.T) {
 			inDir(t)
@@ -125,4 +136,18 @@ func TestEmbeddedSecretIsGeneratedOnceWithMode0600(t *testing.T) {
 	k2, err := EmbeddedSecret(dir)
 	require.NoError(t, err)
 	assert.Equal(t, k1, k2, "kept across restarts")
+}
+
+func TestOperatorKeyMustDifferFromTheSecret(t *testing.T) {
+	inDir(t)
+	key := strings.Repeat("k", 40)
+	t.Setenv("SECRET_KEY", key)
+	t.Setenv("OPERATOR_API_KEY", key)
+	_, err := Load()
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "OPERATOR_API_KEY")
+	t.Setenv("OPERATOR_API_KEY", strings.Repeat("o", 32))
+	c, err := Load()
+	require.NoError(t, err)
+	assert.Equal(t, strings.Repeat("o", 32), c.OperatorAPIKey)
 }

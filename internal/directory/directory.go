@@ -209,6 +209,28 @@ func (d *Directory) lookup(find func() *org.Organization) (*org.Organization, er
 	return &c, nil
 }
 
+// All returns every organization the directory holds, as copies (see
+// lookup): for the operator's listing, which filters and sorts them in
+// memory. Errors: errs.Unavailable (older than the bound).
+func (d *Directory) All() ([]*org.Organization, error) {
+	d.mu.RLock()
+	if time.Since(d.fresh) > d.cfg.Staleness {
+		d.mu.RUnlock()
+		return nil, stale()
+	}
+	out := make([]*org.Organization, 0, len(d.byID))
+	for _, e := range d.byID {
+		if e.o != nil {
+			c := *e.o
+			c.Members = slices.Clip(e.o.Members)
+			c.AuditPending = slices.Clip(e.o.AuditPending)
+			out = append(out, &c)
+		}
+	}
+	d.mu.RUnlock()
+	return out, nil
+}
+
 // Unsettled lists the organizations with an unfinished operation.
 func (d *Directory) Unsettled() []string {
 	d.mu.RLock()

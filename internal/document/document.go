@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/orgservice/orgservice/internal/errs"
+	"github.com/orgservice/orgservice/internal/org"
 )
 
 // Document is one document of an organization, as stored in its tenant
@@ -113,6 +114,16 @@ type Config struct {
 	ClaimTTL time.Duration
 	// ImportBatch is how many documents an import inserts at a time.
 	ImportBatch int
+	// Quotas are the default quotas of every organization; nil takes
+	// org.DefaultQuotas.
+	Quotas *org.Quotas
+}
+
+func (c Config) quotas() org.Quotas {
+	if c.Quotas == nil {
+		return org.DefaultQuotas()
+	}
+	return *c.Quotas
 }
 
 func (c Config) withDefaults() Config {

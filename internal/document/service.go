@@ -22,6 +22,7 @@ type Service struct {
 	cfg      Config
 	log      *slog.Logger
 	reg      *registry
+	quota    Quota
 }
 
 var _ org.Writers = (*Service)(nil)
@@ -32,6 +33,8 @@ type Deps struct {
 	Versions      VersionClaims
 	Registrations Registrations
 	Directory     Directory
+	// Quota counts what the writes add and free; nil counts nothing.
+	Quota Quota
 }
 
 // NewService returns a Service over deps' storage that resolves
@@ -41,7 +44,7 @@ func NewService(deps Deps, cfg Config, log *slog.Logger) *Service {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	return &Service{
-		store: deps.Store, versions: deps.Versions, dir: deps.Directory, cfg: cfg, log: log,
+		store: deps.Store, versions: deps.Versions, dir: deps.Directory, cfg: cfg, log: log, quota: deps.quota(),
 		reg: newRegistry(deps.Registrations, deps.Directory, log, cfg.WriterTTL, "docs-"+hex.EncodeToString(b)),
 	}
 }
@@ -167,7 +170,8 @@ func (s *Service) checkSize(data Object) error {
 // Create stores data as a new document of the principal's organization,
 // at version 1. A top-level "id" in data chooses the document's id and is
 // not kept in its data; without one the id is a fresh ObjectID in hex.
-// Errors: errs.Invalid (bad id), errs.TooLarge, errs.Conflict (the id exists
+// Errors: errs.Invalid (bad id), errs.TooLarge, errs.QuotaExceeded (the
+// documents or storage quota is reached), errs.Conflict (the id exists
 // in this organization), errs.Busy (rename or delete in progress),
 // errs.Unauthorized (organization gone), errs.Unavailable.
 func (s *Service) Create(ctx context.Context, p org.Principal, data Object) (*Document, error) {
@@ -184,7 +188,11 @@ func (s *Service) Create(ctx context.Context, p org.Principal, data Object) (*Do
 	t := now()
 	d := &Document{ID: id, Data: data, Version: 1, CreatedAt: t, UpdatedAt: t}
 	err = s.write(ctx, p, func(ctx context.Context, coll string) error {
-		return s.store.Insert(ctx, coll, d)
+		_, err := s.accounted(ctx, p.OrgID, usageOf(d), func() (bool, error) {
+			err := s.store.Insert(ctx, coll, d)
+			return err == nil, err
+		})
+		return err
 	})
 	if errs.Is(err, errs.Conflict) {
 		return nil, errs.Errorf(errs.Conflict, "a document with this id already exists")

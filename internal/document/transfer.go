@@ -76,7 +76,7 @@ const envelopeSlack = 1024
 // them into the principal's organization in unordered batches. A document
 // whose id exists is skipped and counted; a line that is not a valid
 // document is rejected (the first MaxRejections are reported) and the rest
-// go on. Blank lines are ignored. An export imported into an empty
+// go on; so is a line past the organization's documents or storage quota. Blank lines are ignored. An export imported into an empty
 // organization reproduces it: ids, data, versions and times. Batches
 // already inserted stay when a later one fails; importing again skips them.
 // Errors: errs.Busy (rename or delete in progress), errs.Unauthorized,
@@ -89,20 +89,15 @@ func (s *Service) Import(ctx context.Context, p org.Principal, r io.Reader) (Imp
 		}
 	}
 	batch := make([]*Document, 0, s.cfg.ImportBatch)
+	lineNos := make([]int, 0, s.cfg.ImportBatch)
 	flush := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
 		err := s.write(ctx, p, func(ctx context.Context, coll string) error {
-			existing, err := s.store.InsertMany(ctx, coll, batch)
-			if err != nil {
-				return err
-			}
-			res.Inserted += len(batch) - len(existing)
-			res.SkippedExisting += len(existing)
-			return nil
+			return s.insertWithin(ctx, p.OrgID, coll, batch, lineNos, &res, reject)
 		})
-		batch = batch[:0]
+		batch, lineNos = batch[:0], lineNos[:0]
 		return err
 	}
 	lines := newLineReader(r, s.cfg.MaxBytes+envelopeSlack)
@@ -124,7 +119,7 @@ func (s *Service) Import(ctx context.Context, p org.Principal, r io.Reader) (Imp
 				reject(n, msg)
 				break
 			}
-			batch = append(batch, d)
+			batch, lineNos = append(batch, d), append(lineNos, n)
 			if len(batch) == cap(batch) {
 				if err := flush(); err != nil {
 					return res, err

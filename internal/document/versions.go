@@ -117,7 +117,7 @@ func (s *Service) change(ctx context.Context, p org.Principal, id string, m Matc
 				return err
 			}
 			if ok {
-				done, err := s.apply(ctx, coll, cur, d, key, at)
+				done, err := s.apply(ctx, p.OrgID, coll, cur, d, key, at)
 				if err != nil {
 					return err
 				}
@@ -146,10 +146,19 @@ func (s *Service) change(ctx context.Context, p org.Principal, id string, m Matc
 }
 
 // apply writes d over cur (or deletes cur when d is nil) holding the claim
-// key taken at at, and frees the claim once the write has been answered.
-func (s *Service) apply(ctx context.Context, coll string, cur, d *Document, key string, at time.Time) (bool, error) {
+// key taken at at, under the quota, and frees the claim once the write has
+// been answered.
+func (s *Service) apply(ctx context.Context, orgID, coll string, cur, d *Document, key string, at time.Time) (bool, error) {
 	wctx, cancel := context.WithDeadline(ctx, at.Add(s.cfg.ClaimTTL/3))
 	defer cancel()
+	change := negate(usageOf(cur))
+	if d != nil {
+		change = org.Usage{StorageBytes: StoredSize(d) - StoredSize(cur)}
+	}
+	if err := s.reserve(ctx, orgID, growth(change)); err != nil {
+		s.releaseClaim(ctx, key) // refused before writing
+		return false, err
+	}
 	var done bool
 	var err error
 	if d == nil {
@@ -157,19 +166,25 @@ func (s *Service) apply(ctx context.Context, coll string, cur, d *Document, key 
 	} else {
 		done, err = s.store.Replace(wctx, coll, d, cur.Version)
 	}
+	s.settle(ctx, orgID, err, done, growth(change), shrinkage(change))
 	if err != nil {
 		return false, err // the claim stays: the write may yet be running
 	}
+	s.releaseClaim(ctx, key)
+	return done, nil
+}
+
+func (s *Service) releaseClaim(ctx context.Context, key string) {
 	if err := s.versions.Release(context.WithoutCancel(ctx), key); err != nil {
 		s.log.Warn("free version claim", slog.String("claim", key), slog.Any("error", err))
 	}
-	return done, nil
 }
 
 // Replace replaces the data of document id, which moves to the next
 // version. A top-level "id" in data must be the document's own and is not
 // kept. Errors: errs.NotFound, errs.Precondition (If-Match does not match,
 // or another writer took the version), errs.Invalid, errs.TooLarge,
+// errs.QuotaExceeded (the data grows past the storage quota),
 // errs.Conflict (no If-Match, and others kept winning), errs.Busy,
 // errs.Unauthorized, errs.Unavailable.
 func (s *Service) Replace(ctx context.Context, p org.Principal, id string, data Object, m Match) (*Document, error) {

@@ -95,11 +95,10 @@ func newRegistry(store Registrations, dir Directory, log *slog.Logger, ttl time.
 }
 
 // Timings derived from the TTL.
-func (r *registry) margin() time.Duration       { return r.ttl / 5 }  // kept free between a write's deadline and the expiry
-func (r *registry) renewEvery() time.Duration   { return r.ttl / 3 }  // as leases are
-func (r *registry) idleAfter() time.Duration    { return r.ttl / 2 }  // a registration nobody used for this long is dropped
-func (r *registry) refuseFor() time.Duration    { return r.ttl / 15 } // how long a seen intent is trusted without asking
-func (r *registry) garbageAfter() time.Duration { return 3 * r.ttl }  // an expired registration is deleted this long after
+func (r *registry) margin() time.Duration     { return r.ttl / 5 }  // kept free between a write's deadline and the expiry
+func (r *registry) renewEvery() time.Duration { return r.ttl / 3 }  // as leases are
+func (r *registry) idleAfter() time.Duration  { return r.ttl / 2 }  // a registration nobody used for this long is dropped
+func (r *registry) refuseFor() time.Duration  { return r.ttl / 15 } // how long a seen intent is trusted without asking
 func (r *registry) checkEvery() time.Duration {
 	return min(max(r.ttl/20, 20*time.Millisecond), time.Second)
 }
@@ -355,13 +354,11 @@ func (r *registry) quiesce(ctx context.Context, orgID string, skew, maxWait time
 		}
 		now := time.Now()
 		live := 0
+		// An expired registration is a writer that died mid-write: it is
+		// left for the usage recount, which removes it once it has counted
+		// what its writes did (usage.Ledger.Recounted).
 		for _, g := range regs {
-			switch {
-			case g.ExpiresAt.Before(now.Add(-r.garbageAfter())):
-				if err := r.store.Remove(ctx, g.Key); err != nil {
-					r.log.Warn("delete expired writer registration", slog.String("org_id", orgID), slog.Any("error", err))
-				}
-			case g.ExpiresAt.After(now) && g.RegisteredAt.Before(cutoff):
+			if g.ExpiresAt.After(now) && g.RegisteredAt.Before(cutoff) {
 				live++
 			}
 		}

@@ -17,16 +17,18 @@ type Kind int
 
 // The kinds of error.
 const (
-	Internal     Kind = iota // a fault of ours or of the database; details are logged, never shown
-	Invalid                  // the input breaks a rule; Fields says which
-	Conflict                 // a name, email or id is taken, or a state forbids the change
-	NotFound                 // no such thing, or not one the caller may see
-	Unauthorized             // missing, invalid or revoked credentials
-	Forbidden                // authenticated, but not allowed to do this
-	Busy                     // another operation on the organization is in progress
-	Unavailable              // the database cannot be reached in time
-	Precondition             // a conditional request's precondition (If-Match) does not hold
-	TooLarge                 // the input is larger than allowed
+	Internal      Kind = iota // a fault of ours or of the database; details are logged, never shown
+	Invalid                   // the input breaks a rule; Fields says which
+	Conflict                  // a name, email or id is taken, or a state forbids the change
+	NotFound                  // no such thing, or not one the caller may see
+	Unauthorized              // missing, invalid or revoked credentials
+	Forbidden                 // authenticated, but not allowed to do this
+	Busy                      // another operation on the organization is in progress
+	Unavailable               // the database cannot be reached in time
+	Precondition              // a conditional request's precondition (If-Match) does not hold
+	TooLarge                  // the input is larger than allowed
+	QuotaExceeded             // the write would take the organization past a quota; Quota says which
+	Suspended                 // the organization is suspended by the operator
 )
 
 // FieldError names one invalid input field.
@@ -35,13 +37,21 @@ type FieldError struct {
 	Message string `json:"message"`
 }
 
+// Quota names the quota a write would exceed, its limit and what is used of it.
+type Quota struct {
+	Name  string
+	Limit int64
+	Used  int64
+}
+
 // Error is an error of a kind, with a message that is safe to show a
-// client, optionally the fields at fault, and the cause, which is only ever
-// logged.
+// client, optionally the fields at fault (Invalid) or the quota
+// (QuotaExceeded), and the cause, which is only ever logged.
 type Error struct {
 	Kind    Kind
 	Message string
 	Fields  []FieldError
+	Quota   *Quota
 	Err     error
 }
 
@@ -67,6 +77,13 @@ func Wrap(k Kind, err error, message string) *Error {
 // Fields returns an Invalid error naming the fields at fault.
 func Fields(message string, fields ...FieldError) *Error {
 	return &Error{Kind: Invalid, Message: message, Fields: fields}
+}
+
+// OverQuota returns a QuotaExceeded error naming quota name, its limit and
+// what is used of it.
+func OverQuota(name string, limit, used int64) *Error {
+	return &Error{Kind: QuotaExceeded, Quota: &Quota{Name: name, Limit: limit, Used: used},
+		Message: fmt.Sprintf("the organization's %s quota is exhausted: %d of %d used", name, used, limit)}
 }
 
 // KindOf returns the kind of the first *Error in err's chain, and Internal

@@ -23,6 +23,7 @@ type eventResponse struct {
 }
 
 type actorResponse struct {
+	Type     string `json:"type,omitempty"` // "operator"; absent for a member
 	MemberID string `json:"member_id"`
 	Email    string `json:"email"`
 }
@@ -45,7 +46,7 @@ func toEvent(e *org.Event) eventResponse {
 	}
 	return eventResponse{
 		ID: e.ID, Time: e.Time, Action: e.Action, Details: d, RequestID: e.RequestID,
-		Actor:  actorResponse{MemberID: e.Actor.MemberID, Email: e.Actor.Email},
+		Actor:  actorResponse{Type: e.Actor.Type, MemberID: e.Actor.MemberID, Email: e.Actor.Email},
 		Target: targetResponse{Type: e.Target.Type, ID: e.Target.ID, Name: e.Target.Name},
 	}
 }

@@ -197,7 +197,8 @@ func TestContractRoutesMatchSpec(t *testing.T) {
 
 // TestContractProblemTypes: the spec's problem type list is exactly the
 // types the server answers with, and the bearer-protected operations are
-// exactly update, delete, the members, the audit log and the documents operations.
+// exactly update, delete, the members, the audit log, the usage and the
+// documents operations; the operator API takes the operator key.
 func TestContractProblemTypes(t *testing.T) {
 	sp, err := loadSpec()
 	require.NoError(t, err)
@@ -207,22 +208,32 @@ func TestContractProblemTypes(t *testing.T) {
 	}
 	want := []string{"bad-request", "validation", "unauthorized", "forbidden", "not-found", "conflict",
 		"operation-in-progress", "payload-too-large", "method-not-allowed", "rate-limited", "unavailable", "internal",
-		"precondition-failed", "unsupported-media-type"}
+		"precondition-failed", "unsupported-media-type", "quota-exceeded", "organization-suspended"}
 	assert.ElementsMatch(t, want, types)
 
-	var secured []string
+	var secured, operator []string
 	for path, item := range sp.doc.Paths.Map() {
 		for method, op := range item.Operations() {
-			if op.Security != nil && len(*op.Security) > 0 {
+			if op.Security == nil || len(*op.Security) == 0 {
+				continue
+			}
+			if _, ok := (*op.Security)[0]["operatorKey"]; ok && len(*op.Security) == 1 {
+				operator = append(operator, method+" "+path)
+			} else {
 				secured = append(secured, method+" "+path)
 			}
 		}
 	}
 	slices.Sort(secured)
+	slices.Sort(operator)
+	assert.Equal(t, []string{
+		"GET /api/v1/operator/organizations", "GET /api/v1/operator/organizations/{id}",
+		"PATCH /api/v1/operator/organizations/{id}", "POST /api/v1/operator/organizations/{id}/recount",
+	}, operator, "the operator API, and only it, takes the operator key")
 	assert.Equal(t, []string{
 		"DELETE /api/v1/org/delete", "DELETE /api/v1/org/documents/{id}", "DELETE /api/v1/org/members/{id}",
 		"GET /api/v1/org/audit", "GET /api/v1/org/documents", "GET /api/v1/org/documents/{id}", "GET /api/v1/org/export",
-		"GET /api/v1/org/members", "GET /api/v1/org/members/me",
+		"GET /api/v1/org/members", "GET /api/v1/org/members/me", "GET /api/v1/org/usage",
 		"PATCH /api/v1/org/documents/{id}", "PATCH /api/v1/org/members/me", "PATCH /api/v1/org/members/{id}",
 		"POST /api/v1/org/documents", "POST /api/v1/org/import", "POST /api/v1/org/members",
 		"PUT /api/v1/org/documents/{id}", "PUT /api/v1/org/update",

@@ -25,6 +25,10 @@ type problem struct {
 	Detail   string            `json:"detail"`
 	Instance string            `json:"instance,omitempty"`
 	Errors   []errs.FieldError `json:"errors,omitempty"`
+	// Quota, Limit and Used name the quota a quota-exceeded write would pass.
+	Quota string `json:"quota,omitempty"`
+	Limit *int64 `json:"limit,omitempty"`
+	Used  *int64 `json:"used,omitempty"`
 }
 
 // problemKind is how one kind of error is answered.
@@ -47,6 +51,10 @@ var kinds = map[errs.Kind]problemKind{
 	errs.Internal:     {http.StatusInternalServerError, "internal", "Internal server error"},
 	errs.Precondition: {http.StatusPreconditionFailed, "precondition-failed", "Precondition failed"},
 	errs.TooLarge:     {http.StatusRequestEntityTooLarge, "payload-too-large", "Payload too large"},
+	// Quotas and suspension are the operator's decisions, not the input's
+	// fault: no retry or correction of the request gets it through.
+	errs.QuotaExceeded: {http.StatusForbidden, "quota-exceeded", "Quota exceeded"},
+	errs.Suspended:     {http.StatusForbidden, "organization-suspended", "Organization suspended"},
 }
 
 // requestError is a problem with the HTTP request itself (its body, its
@@ -82,6 +90,9 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &de) && de.Kind != errs.Internal:
 		k := kinds[de.Kind]
 		p.Type, p.Title, p.Status, p.Detail, p.Errors = ProblemBase+k.slug, k.title, k.status, de.Message, de.Fields
+		if q := de.Quota; q != nil {
+			p.Quota, p.Limit, p.Used = q.Name, &q.Limit, &q.Used
+		}
 		if de.Kind == errs.Unavailable || de.Kind == errs.Busy {
 			w.Header().Set("Retry-After", "2")
 		}

@@ -42,6 +42,7 @@ func (s *Server) routes() chi.Router {
 			r.With(s.allow(org.ActListMembers)).Get("/org/members", s.listMembers)
 			r.With(s.allow(org.ActSelf)).Get("/org/members/me", s.getMe)
 			r.With(s.allow(org.ActReadAudit)).Get("/org/audit", s.readAudit)
+			r.With(s.allow(org.ActReadUsage)).Get("/org/usage", s.readUsage)
 		})
 		r.Group(func(r chi.Router) {
 			r.Use(s.limits.write, s.authenticate)
@@ -61,6 +62,15 @@ func (s *Server) routes() chi.Router {
 			r.Delete("/org/documents/{id}", s.deleteDocument)
 			r.Get("/org/export", s.exportDocuments)
 			r.Post("/org/import", s.importDocuments)
+		})
+		// The operator API: for the people who run the service, with a key
+		// of its own; a tenant's token never reaches it.
+		r.Group(func(r chi.Router) {
+			r.Use(s.operatorOnly)
+			r.Get("/operator/organizations", s.listOrganizations)
+			r.Get("/operator/organizations/{id}", s.getOrganization)
+			r.Patch("/operator/organizations/{id}", s.patchOrganization)
+			r.Post("/operator/organizations/{id}/recount", s.recountOrganization)
 		})
 	})
 	return r

@@ -30,6 +30,7 @@ type Orgs interface {
 	RemoveMember(ctx context.Context, p org.Principal, id string) error
 	UpdateMe(ctx context.Context, p org.Principal, in org.SelfUpdate) (*org.Member, error)
 	Audit(ctx context.Context, p org.Principal, q org.AuditQuery) (org.AuditPage, error)
+	Usage(ctx context.Context, p org.Principal) (org.UsageReport, error)
 }
 
 // Auth is what the API needs to log members in and check their tokens.
@@ -49,10 +50,11 @@ var (
 	_ Recorder = (*metrics.Metrics)(nil)
 )
 
-// Deps are the server's collaborators. Orgs, Auth, Documents and DB serve
-// the routes; the others may be nil.
+// Deps are the server's collaborators. Orgs, Operator, Auth, Documents and
+// DB serve the routes; the others may be nil.
 type Deps struct {
 	Orgs      Orgs
+	Operator  Operator
 	Auth      Auth
 	Documents Documents
 	DB        Pinger
@@ -94,22 +96,26 @@ type Options struct {
 	DataRatePerMin int
 	// ImportMaxBytes caps an import's body; 0 is DefaultImportMaxBytes.
 	ImportMaxBytes int64
+	// OperatorAPIKey is the bearer token of the operator API; empty turns
+	// the operator API off (its routes answer 404).
+	OperatorAPIKey string
 }
 
 // Server holds the API's dependencies; its methods are the handlers.
 type Server struct {
-	orgs    Orgs
-	auth    Auth
-	docs    Documents
-	db      Pinger
-	rates   RateStore
-	now     func() time.Time
-	log     *slog.Logger
-	opts    Options
-	metrics Recorder
-	ips     clientIPs
-	limits  rateLimits
-	router  chi.Router
+	orgs     Orgs
+	operator Operator
+	auth     Auth
+	docs     Documents
+	db       Pinger
+	rates    RateStore
+	now      func() time.Time
+	log      *slog.Logger
+	opts     Options
+	metrics  Recorder
+	ips      clientIPs
+	limits   rateLimits
+	router   chi.Router
 }
 
 // New returns a Server over deps with its routes mounted.
@@ -130,7 +136,7 @@ func New(deps Deps, opts Options, log *slog.Logger) *Server {
 		deps.Now = time.Now
 	}
 	s := &Server{
-		orgs: deps.Orgs, auth: deps.Auth, docs: deps.Documents, db: deps.DB, rates: deps.RateStore, now: deps.Now,
+		orgs: deps.Orgs, operator: deps.Operator, auth: deps.Auth, docs: deps.Documents, db: deps.DB, rates: deps.RateStore, now: deps.Now,
 		log: log, opts: opts, metrics: deps.Metrics, ips: clientIPs{trusted: opts.TrustedProxies},
 	}
 	s.limits = s.newRateLimits()

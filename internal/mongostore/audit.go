@@ -37,6 +37,7 @@ type eventDoc struct {
 }
 
 type actorDoc struct {
+	Type     string `bson:"type,omitempty"` // "operator"; absent for a member
 	MemberID string `bson:"member_id"`
 	Email    string `bson:"email"`
 }
@@ -57,7 +58,7 @@ func toEventDocs(evs []org.Event) []eventDoc {
 	for i, e := range evs {
 		out[i] = eventDoc{
 			ID: eventKey(e.OrgID, e.ID), OrgID: e.OrgID, Time: e.Time,
-			Actor:   actorDoc{MemberID: e.Actor.MemberID, Email: e.Actor.Email},
+			Actor:   actorDoc{Type: e.Actor.Type, MemberID: e.Actor.MemberID, Email: e.Actor.Email},
 			Action:  string(e.Action),
 			Target:  targetDoc{Type: e.Target.Type, ID: e.Target.ID, Name: e.Target.Name},
 			Details: e.Details, RequestID: e.RequestID,
@@ -74,7 +75,7 @@ func fromEventDocs(ds []eventDoc) []org.Event {
 	for i, d := range ds {
 		out[i] = org.Event{
 			ID: d.ID[len(d.OrgID)+1:], OrgID: d.OrgID, Time: d.Time.UTC(),
-			Actor:   org.Actor{MemberID: d.Actor.MemberID, Email: d.Actor.Email},
+			Actor:   org.Actor{Type: d.Actor.Type, MemberID: d.Actor.MemberID, Email: d.Actor.Email},
 			Action:  org.EventAction(d.Action),
 			Target:  org.Target{Type: d.Target.Type, ID: d.Target.ID, Name: d.Target.Name},
 			Details: d.Details, RequestID: d.RequestID,

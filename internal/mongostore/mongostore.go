@@ -1,11 +1,11 @@
 // Package mongostore is the service's storage over the official MongoDB
 // driver: one type per thing stored (organizations, name claims, leases,
 // the change log, tenant collections, documents, version claims, writer
-// registrations, the audit log, rate-limit counts), each implementing the
+// registrations, the audit log, the usage ledger, rate-limit counts), each implementing the
 // interface its consumer declares. It runs unchanged on MongoDB and on
 // FerretDB, and depends on nothing either lacks: no transactions, no $out,
-// no dropTarget, no guarded update for exclusion (names, leases, versions
-// and rate-limit slots are taken by inserts under unique keys).
+// no dropTarget, no guarded update for exclusion (names, leases, versions,
+// usage counts and rate-limit slots are taken by inserts under unique keys).
 package mongostore
 
 import (
@@ -36,6 +36,7 @@ type Stores struct {
 	Versions      *VersionClaims
 	Writers       *WriterRegistrations
 	Audit         *AuditLog
+	Usage         *UsageLedger
 
 	db *mongo.Database
 }
@@ -56,6 +57,7 @@ func Open(db *mongo.Database, copyBatch int) *Stores {
 		Versions:      &VersionClaims{coll: db.Collection(versionsCollection)},
 		Writers:       &WriterRegistrations{coll: db.Collection(writersCollection)},
 		Audit:         &AuditLog{coll: db.Collection(AuditCollection)},
+		Usage:         &UsageLedger{coll: db.Collection(UsageCollection), marks: db.Collection(usageMarksCollection)},
 		db:            db,
 	}
 }

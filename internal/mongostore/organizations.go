@@ -50,19 +50,37 @@ func (s *Organizations) NewID() string { return bson.NewObjectID().Hex() }
 
 // orgDoc is an organizations document.
 type orgDoc struct {
-	ID             bson.ObjectID `bson:"_id"`
-	Name           string        `bson:"organization_name"`
-	Slug           string        `bson:"slug"`
-	CollectionName string        `bson:"collection_name"`
-	AdminEmail     string        `bson:"admin_email"`
-	Members        []memberDoc   `bson:"members,omitempty"`
-	PasswordHash   string        `bson:"password_hash,omitempty"` // written before members only
-	TokenVersion   int64         `bson:"token_version,omitempty"`
-	State          string        `bson:"state"`
-	Pending        *pendingDoc   `bson:"pending,omitempty"`
-	AuditPending   []eventDoc    `bson:"audit_pending,omitempty"`
-	CreatedAt      time.Time     `bson:"created_at"`
-	UpdatedAt      time.Time     `bson:"updated_at"`
+	ID             bson.ObjectID     `bson:"_id"`
+	Name           string            `bson:"organization_name"`
+	Slug           string            `bson:"slug"`
+	CollectionName string            `bson:"collection_name"`
+	AdminEmail     string            `bson:"admin_email"`
+	Members        []memberDoc       `bson:"members,omitempty"`
+	PasswordHash   string            `bson:"password_hash,omitempty"` // written before members only
+	TokenVersion   int64             `bson:"token_version,omitempty"`
+	State          string            `bson:"state"`
+	Pending        *pendingDoc       `bson:"pending,omitempty"`
+	AuditPending   []eventDoc        `bson:"audit_pending,omitempty"`
+	Suspended      bool              `bson:"suspended,omitempty"`
+	Quotas         *quotasDoc        `bson:"quotas,omitempty"`
+	Metadata       map[string]string `bson:"metadata,omitempty"`
+	CreatedAt      time.Time         `bson:"created_at"`
+	UpdatedAt      time.Time         `bson:"updated_at"`
+}
+
+// quotasDoc holds the quotas the operator set for an organization; an
+// absent one is the service's default.
+type quotasDoc struct {
+	Documents    *int64 `bson:"documents,omitempty"`
+	StorageBytes *int64 `bson:"storage_bytes,omitempty"`
+	Members      *int64 `bson:"members,omitempty"`
+}
+
+func toQuotasDoc(q org.QuotaOverrides) *quotasDoc {
+	if q.Documents == nil && q.StorageBytes == nil && q.Members == nil {
+		return nil
+	}
+	return &quotasDoc{Documents: q.Documents, StorageBytes: q.StorageBytes, Members: q.Members}
 }
 
 // memberDoc is one member, inside its organization's document.
@@ -119,6 +137,10 @@ func (d *orgDoc) organization() *org.Organization {
 		ID: d.ID.Hex(), Name: d.Name, Slug: d.Slug, CollectionName: d.CollectionName,
 		AdminEmail: d.AdminEmail, PasswordHash: d.PasswordHash, TokenVersion: d.TokenVersion,
 		State: org.State(d.State), CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
+		Suspended: d.Suspended, Metadata: d.Metadata,
+	}
+	if q := d.Quotas; q != nil {
+		o.Limits = org.QuotaOverrides{Documents: q.Documents, StorageBytes: q.StorageBytes, Members: q.Members}
 	}
 	if p := d.Pending; p != nil {
 		o.Pending = &org.Pending{
@@ -147,6 +169,7 @@ func (s *Organizations) Insert(ctx context.Context, o *org.Organization) error {
 		ID: id, Name: o.Name, Slug: o.Slug, CollectionName: o.CollectionName,
 		AdminEmail: o.AdminEmail, Members: toMemberDocs(o.Members), PasswordHash: o.PasswordHash, TokenVersion: o.TokenVersion,
 		State: string(o.State), Pending: toPendingDoc(o.Pending), AuditPending: toEventDocs(o.AuditPending),
+		Suspended: o.Suspended, Quotas: toQuotasDoc(o.Limits), Metadata: o.Metadata,
 		CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 	})
 	return mapErr(err, "insert organization")
@@ -275,6 +298,24 @@ func (s *Organizations) Update(ctx context.Context, id string, c org.Changes) er
 	}
 	if c.SetMembers {
 		add("members", toMemberDocs(c.Members))
+	}
+	if c.Suspended != nil && *c.Suspended {
+		add("suspended", true)
+	}
+	if c.Suspended != nil && !*c.Suspended {
+		unset = append(unset, bson.E{Key: "suspended", Value: ""})
+	}
+	if c.Limits != nil && toQuotasDoc(*c.Limits) != nil {
+		add("quotas", toQuotasDoc(*c.Limits))
+	}
+	if c.Limits != nil && toQuotasDoc(*c.Limits) == nil {
+		unset = append(unset, bson.E{Key: "quotas", Value: ""})
+	}
+	if c.SetMetadata && len(c.Metadata) > 0 {
+		add("metadata", c.Metadata)
+	}
+	if c.SetMetadata && len(c.Metadata) == 0 {
+		unset = append(unset, bson.E{Key: "metadata", Value: ""})
 	}
 	if c.SetPending && c.Pending != nil {
 		add("pending", toPendingDoc(c.Pending))

@@ -9,6 +9,7 @@ import (
 
 	"github.com/orgservice/orgservice/internal/document"
 	"github.com/orgservice/orgservice/internal/errs"
+	"github.com/orgservice/orgservice/internal/usage"
 )
 
 // WriterRegistrations is the doc_writers collection: the processes that may
@@ -18,7 +19,10 @@ type WriterRegistrations struct {
 	coll *mongo.Collection
 }
 
-var _ document.Registrations = (*WriterRegistrations)(nil)
+var (
+	_ document.Registrations = (*WriterRegistrations)(nil)
+	_ usage.Writers          = (*WriterRegistrations)(nil)
+)
 
 // writerDoc is a writer registration.
 type writerDoc struct {
@@ -72,4 +76,30 @@ func (s *WriterRegistrations) Of(ctx context.Context, orgID string) ([]document.
 		out[i] = document.Registration{Key: d.Key, OrgID: d.OrgID, RegisteredAt: d.RegisteredAt, ExpiresAt: d.ExpiresAt}
 	}
 	return out, nil
+}
+
+// Dead lists the organizations with a registration that expired before
+// before: its process stopped renewing it and never removed it.
+func (s *WriterRegistrations) Dead(ctx context.Context, before time.Time) ([]string, error) {
+	cur, err := s.coll.Find(ctx, bson.D{{Key: "expires_at", Value: bson.D{{Key: "$lt", Value: before}}}})
+	if err != nil {
+		return nil, mapErr(err, "list dead writer registrations")
+	}
+	docs, err := decodeAll[writerDoc](ctx, cur)
+	if err != nil {
+		return nil, mapErr(err, "read dead writer registrations")
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.OrgID
+	}
+	return ids, nil
+}
+
+// RemoveDead removes orgID's registrations that expired before before.
+// Their holders never renew them again (document/writers.go), so the
+// delete cannot race a renewal that makes one live.
+func (s *WriterRegistrations) RemoveDead(ctx context.Context, orgID string, before time.Time) error {
+	_, err := s.coll.DeleteMany(ctx, bson.D{{Key: "org_id", Value: orgID}, {Key: "expires_at", Value: bson.D{{Key: "$lt", Value: before}}}})
+	return mapErr(err, "remove dead writer registrations")
 }

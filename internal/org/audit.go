@@ -26,6 +26,9 @@ const (
 	EventRoleChanged        EventAction = "member.role_changed"
 	EventLoginSucceeded     EventAction = "login.succeeded"
 	EventLoginFailed        EventAction = "login.failed"
+	EventOrgSuspended       EventAction = "org.suspended"
+	EventOrgReactivated     EventAction = "org.reactivated"
+	EventQuotasChanged      EventAction = "org.quotas_changed"
 )
 
 // The types of what an event acts on.
@@ -52,11 +55,16 @@ type Event struct {
 }
 
 // Actor is the member who acted. A failed login's actor is the member
-// whose email was given.
+// whose email was given. The operator (the operator API) is an actor of
+// Type ActorOperator, with no member id or email.
 type Actor struct {
+	Type     string // "" for a member
 	MemberID string
 	Email    string
 }
+
+// ActorOperator is the Type of the actor of the operator API's changes.
+const ActorOperator = "operator"
 
 // Target is what an event acts on: the organization (Name is its name) or
 // a member (Name is the member's email).
@@ -176,12 +184,18 @@ func (s *Service) Audit(ctx context.Context, p Principal, q AuditQuery) (AuditPa
 // failed with a wrong password. Both carry the client's address. The
 // token is issued only once the event is written. Errors: errs.Unavailable.
 func (s *Service) RecordLogin(ctx context.Context, o *Organization, m *Member, ok bool) error {
-	action, details := EventLoginSucceeded, map[string]string{"ip": OriginOf(ctx).ClientIP}
 	if !ok {
-		action = EventLoginFailed
-		details["reason"] = "wrong password"
+		return s.RecordLoginFailure(ctx, o, m, "wrong password")
 	}
-	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, action, memberTarget(m), details)})
+	details := map[string]string{"ip": OriginOf(ctx).ClientIP}
+	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventLoginSucceeded, memberTarget(m), details)})
+}
+
+// RecordLoginFailure writes the login.failed event of a login as member m
+// of o refused for reason, with the client's address. Errors: errs.Unavailable.
+func (s *Service) RecordLoginFailure(ctx context.Context, o *Organization, m *Member, reason string) error {
+	details := map[string]string{"ip": OriginOf(ctx).ClientIP, "reason": reason}
+	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventLoginFailed, memberTarget(m), details)})
 }
 
 // commitAudit inserts the events o's last metadata write recorded as

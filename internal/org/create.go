@@ -101,6 +101,11 @@ func (s *Service) provision(ctx context.Context, o *Organization) error {
 	if err := s.step("create:collection"); err != nil {
 		return err
 	}
+	// Counted from zero before anyone can write: an active organization
+	// always has a count.
+	if err := s.usage.Init(ctx, o.ID); err != nil {
+		return err
+	}
 	// The create is committed by this write, with its event.
 	active := StateActive
 	created := newEvent(ctx, o, &o.Members[0], EventOrgCreated, orgTarget(o), map[string]string{"slug": o.Slug})
@@ -119,6 +124,9 @@ func (s *Service) provision(ctx context.Context, o *Organization) error {
 // free the name and the email.
 func (s *Service) undoCreate(ctx context.Context, o *Organization) error {
 	if err := s.tenants.Drop(ctx, o.CollectionName); err != nil {
+		return err
+	}
+	if err := s.usage.Forget(ctx, o.ID); err != nil {
 		return err
 	}
 	if err := s.meta.Delete(ctx, o.ID); err != nil {

@@ -85,6 +85,9 @@ func (s *Service) finishDelete(ctx context.Context, o *Organization) error {
 	if err := s.step("delete:audited"); err != nil {
 		return err
 	}
+	if err := s.usage.Forget(ctx, o.ID); err != nil {
+		return err
+	}
 	if err := s.meta.Delete(ctx, o.ID); err != nil {
 		return err
 	}

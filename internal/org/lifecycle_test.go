@@ -222,6 +222,19 @@ func (f *fixture) settledInvariants() []*org.Organization {
 		got[c.Key] = c.OrgID
 	}
 	assert.Equal(f.t, wantClaims, got, "claims must be exactly the live names and emails")
+
+	heads, err := f.stores.Usage.Heads(ctx)
+	require.NoError(f.t, err)
+	var counted, live []string
+	for id := range heads {
+		counted = append(counted, id)
+	}
+	for _, o := range orgs {
+		live = append(live, o.ID)
+	}
+	sort.Strings(counted)
+	sort.Strings(live)
+	assert.Equal(f.t, live, counted, "a usage count for exactly the live organizations")
 	return orgs
 }
 

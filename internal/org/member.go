@@ -21,10 +21,10 @@ const (
 // Valid reports whether r is one of the roles.
 func (r Role) Valid() bool { return r == RoleOwner || r == RoleAdmin || r == RoleMember }
 
-// MaxMembers caps the members of one organization. They live inside the
-// organization's metadata document, which every member change rewrites and
-// every instance holds in memory: 1,000 members of ~250 bytes keep it near
-// 250 KB, far below MongoDB's 16 MiB document limit.
+// MaxMembers is the default members quota (QUOTA_MEMBERS). Members live
+// inside the organization's metadata document, which every member change
+// rewrites and every instance holds in memory: 1,000 members of ~250 bytes
+// keep it near 250 KB, far below MongoDB's 16 MiB document limit.
 const MaxMembers = 1000
 
 // Member is a person who belongs to an organization and can log in to it.
@@ -137,6 +137,7 @@ const (
 	ActRemoveMember Action = "remove members"
 	ActSelf         Action = "manage own credentials"
 	ActReadAudit    Action = "read the audit log"
+	ActReadUsage    Action = "read the usage"
 )
 
 // policy is the one table of which role may do what.
@@ -150,6 +151,7 @@ var policy = map[Action][]Role{
 	ActRemoveMember: {RoleOwner, RoleAdmin},
 	ActSelf:         {RoleOwner, RoleAdmin, RoleMember},
 	ActReadAudit:    {RoleOwner, RoleAdmin},
+	ActReadUsage:    {RoleOwner, RoleAdmin},
 }
 
 // Authorize returns nil when role may do a, and errs.Forbidden otherwise.

@@ -104,8 +104,8 @@ func (s *Service) memberWrite(ctx context.Context, p Principal, fn func(ctx cont
 
 // AddMember adds a member to the principal's organization. Its email is
 // claimed service-wide first, then the member is written; an admin may
-// not add an owner. Errors: errs.Invalid (fields, or MaxMembers reached),
-// errs.Forbidden, errs.Conflict (email taken anywhere), errs.Busy,
+// not add an owner. Errors: errs.Invalid, errs.QuotaExceeded (the members
+// quota is reached), errs.Forbidden, errs.Conflict (email taken anywhere), errs.Busy,
 // errs.Unauthorized, errs.Unavailable.
 func (s *Service) AddMember(ctx context.Context, p Principal, in AddMemberInput) (*Member, error) {
 	var fe fieldErrors
@@ -129,9 +129,10 @@ func (s *Service) AddMember(ctx context.Context, p Principal, in AddMemberInput)
 		if m.Role == RoleOwner && me.Role != RoleOwner {
 			return nil, Event{}, errs.Errorf(errs.Forbidden, "an admin may not add an owner")
 		}
-		if len(ms) >= MaxMembers {
-			return nil, Event{}, &errs.Error{Kind: errs.Invalid, Message: "the organization has the most members it may have",
-				Fields: []errs.FieldError{{Field: "", Message: "at most 1000 members"}}}
+		// Exact under any concurrency: members are written under the
+		// organization's lease, one change at a time.
+		if q := EffectiveQuotas(o, s.quotas).Members; int64(len(ms)) >= q {
+			return nil, Event{}, errs.OverQuota(QuotaMembers, q, int64(len(ms)))
 		}
 		if err := s.claimEmail(ctx, o, m.Email); err != nil {
 			return nil, Event{}, err

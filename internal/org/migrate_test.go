@@ -79,6 +79,18 @@ func TestMigrateMembers(t *testing.T) {
 		assert.Equal(t, want, o.Members)
 	}
 
+	// An organization from before quotas is counted by the first
+	// reconcile, under its lease, for a moment.
+	require.Eventually(t, func() bool {
+		_, err := f.stores.Usage.Head(ctx, oid.Hex())
+		return err == nil
+	}, 10*time.Second, 20*time.Millisecond, "the reconciler counts its usage")
+	require.Eventually(t, func() bool {
+		o, err := f.stores.Organizations.ByID(ctx, oid.Hex())
+		leased, lerr := f.db.Collection("leases").CountDocuments(ctx, bson.D{{Key: "_id", Value: oid.Hex()}})
+		return err == nil && o.Pending == nil && lerr == nil && leased == 0
+	}, 10*time.Second, 20*time.Millisecond)
+
 	// The old token, a fresh login and the owner's rights all still work.
 	_, err = authn.Authenticate(ctx, oldToken)
 	require.NoError(t, err)

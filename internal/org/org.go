@@ -35,8 +35,17 @@ type Organization struct {
 	// AuditPending holds the events of a committed change until they are
 	// inserted into the audit log (see Event).
 	AuditPending []Event
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Suspended is set by the operator: its members cannot log in and its
+	// tokens are refused, but nothing is deleted (see Suspension).
+	Suspended bool
+	// Limits are the quotas the operator set for it; unset ones are the
+	// service's defaults (see EffectiveQuotas).
+	Limits QuotaOverrides
+	// Metadata is the operator's own small map of strings about it (see
+	// CheckMetadata); tenants never see it.
+	Metadata  map[string]string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Settled reports whether o has nothing left to finish: it is active, with
@@ -50,8 +59,9 @@ type Op string
 
 // The multi-step operations.
 const (
-	OpRename Op = "rename"
-	OpDelete Op = "delete"
+	OpRename  Op = "rename"
+	OpDelete  Op = "delete"
+	OpRecount Op = "recount" // the usage is counted again; writes wait (recount.go)
 )
 
 // Pending is the intent of a multi-step operation, written into the
@@ -95,6 +105,10 @@ type Changes struct {
 	SetPending      bool     // write Pending (nil clears it)
 	AuditPending    []Event  // written when SetAuditPending is true (nil clears them)
 	SetAuditPending bool
+	Suspended       *bool
+	Limits          *QuotaOverrides
+	Metadata        map[string]string // written when SetMetadata is true (nil clears it)
+	SetMetadata     bool
 	UpdatedAt       time.Time // written unless zero
 }
 

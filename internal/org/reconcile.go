@@ -26,6 +26,9 @@ func (s *Service) resume(ctx context.Context, o *Organization) error {
 	case o.Pending != nil && o.Pending.Op == OpRename:
 		log.Info("finishing interrupted rename", slog.String("to", o.Pending.ToSlug))
 		return s.finishRename(ctx, o)
+	case o.Pending != nil && o.Pending.Op == OpRecount:
+		log.Info("finishing interrupted recount")
+		return s.finishRecount(ctx, o)
 	case len(o.AuditPending) > 0:
 		log.Info("inserting pending audit events", slog.Int("events", len(o.AuditPending)))
 		return s.flushAudit(ctx, o)
@@ -194,7 +197,7 @@ func (s *Service) Reconcile(ctx context.Context) error {
 			failed = append(failed, err)
 		}
 	}
-	failed = append(failed, s.dropOrphans(ctx))
+	failed = append(failed, s.dropOrphans(ctx), s.recountUncounted(ctx, all), s.recountDrifted(ctx))
 	return errors.Join(failed...)
 }
 
@@ -247,6 +250,7 @@ func (s *Service) settleUnsettled(ctx context.Context) error {
 	for _, id := range s.dir.Lingering() {
 		failed = append(failed, s.clearLease(ctx, id))
 	}
+	failed = append(failed, s.recountDrifted(ctx))
 	return errors.Join(failed...)
 }
 

@@ -35,6 +35,9 @@ type Config struct {
 	ClaimGrace time.Duration
 	// ProgressEvery is how often a long copy logs its progress.
 	ProgressEvery time.Duration
+	// Quotas are the default quotas of every organization; nil takes
+	// DefaultQuotas.
+	Quotas *Quotas
 	// AfterStep, when set, is called after every step of a multi-step
 	// operation; an error stops the operation there as a crash would: no
 	// clean-up, lease left to expire. It is a seam for fault-injection tests.
@@ -94,6 +97,11 @@ type Deps struct {
 	Writers Writers
 	// Observer is told about finished operations.
 	Observer Observer
+	// Usage keeps the organizations' document counts and stored bytes, and
+	// Counter measures a tenant collection for a recount; nil: no usage is
+	// kept (tests of other parts).
+	Usage   UsageLedger
+	Counter Counter
 }
 
 // Service runs every operation on organizations.
@@ -110,6 +118,9 @@ type Service struct {
 	log      *slog.Logger
 	obs      Observer
 	writers  Writers
+	usage    UsageLedger
+	counter  Counter
+	quotas   Quotas
 	instance string       // names this process in lease owners
 	acquired atomic.Int64 // numbers this process's lease acquisitions
 
@@ -139,6 +150,9 @@ func NewService(deps Deps, cfg Config, log *slog.Logger) *Service {
 		log:      log,
 		obs:      deps.Observer,
 		writers:  deps.Writers,
+		usage:    deps.Usage,
+		counter:  deps.Counter,
+		quotas:   DefaultQuotas(),
 		instance: "svc-" + hex.EncodeToString(b),
 		settling: map[string]bool{},
 	}
@@ -147,6 +161,12 @@ func NewService(deps Deps, cfg Config, log *slog.Logger) *Service {
 	}
 	if s.writers == nil {
 		s.writers = nopWriters{}
+	}
+	if cfg.Quotas != nil {
+		s.quotas = *cfg.Quotas
+	}
+	if s.usage == nil {
+		s.usage = nopUsage{}
 	}
 	return s
 }

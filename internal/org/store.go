@@ -128,6 +128,9 @@ type Directory interface {
 	BySlug(slug string) (*Organization, error)
 	ByEmail(email string) (*Organization, error)
 	ByID(id string) (*Organization, error)
+	// All returns every organization, in no order; errs.Unavailable when
+	// the directory is older than its bound.
+	All() ([]*Organization, error)
 	// Unsettled lists the ids of organizations with an unfinished operation.
 	Unsettled() []string
 	// Lingering lists the ids of settled organizations whose lease has been

@@ -7,7 +7,10 @@
 // every instance answers every organization as the database holds it, tokens
 // revoked on one instance are refused on all within DIRECTORY_STALENESS,
 // the login limits held exactly across the instances, and the audit log
-// holds every change answered done exactly once. Run it with
+// holds every change answered done exactly once. An organization suspended
+// through one instance's operator API is refused on all within the bound,
+// and writers on all three racing for an organization's last free
+// documents never take it past its quota. Run it with
 // `make test-cluster`.
 package cluster
 
@@ -141,6 +144,8 @@ func TestCluster(t *testing.T) {
 	t.Logf("traffic done in %s", time.Since(began).Round(time.Millisecond))
 
 	t.Run("revocation", e.revocation)
+	t.Run("suspension", e.suspension)
+	t.Run("quota race", e.quotaRace)
 	t.Run("shared limits", func(t *testing.T) { e.checkLimits(t, lr) })
 	t.Run("invariants", e.invariants)
 	t.Run("audit log", e.auditLog)
@@ -289,5 +294,6 @@ func serviceEnv(mongoURL, secret, addr, dataDir string, staleness time.Duration)
 		"TRUSTED_PROXIES=127.0.0.1/32",
 		"LOG_FORMAT=text",
 		"LOG_LEVEL=info",
+		"OPERATOR_API_KEY=" + operatorKey,
 	}
 }

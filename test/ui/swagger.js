@@ -3,7 +3,9 @@
 // the token, get; add a member, list members, get one's own member, change
 // the member's role, read the audit log, remove the member; create and list
 // documents; change one's own password (which revokes the token), log in
-// again and Authorize anew, page through the audit log; rename and delete.
+// again and Authorize anew, page through the audit log; then, Authorized
+// with the operator key, find the organization, cap it, suspend and
+// reactivate it through the operator API; rename and delete.
 // Every operation is run from its block on the page (Try it out, fill,
 // Execute); it fails when an operation answers unexpectedly, when the page
 // shows another status or body than the request got, when a request carries
@@ -35,7 +37,8 @@ const base = process.env.ORGSERVICE_URL || 'http://127.0.0.1:8090';
     return page.locator('#' + id);
   };
 
-  let token = null; // the token Authorize was given last
+  let token = null; // the token bearerAuth was given last
+  let operatorToken = null; // the key operatorKey was given last
   const ran = [];
   // run opens the operation's block, enables Try it out, fills the body and
   // the parameters (path parameters too), executes, and checks the status the
@@ -69,10 +72,12 @@ const base = process.env.ORGSERVICE_URL || 'http://127.0.0.1:8090';
     assert.equal(resp.request().method(), method, `${opId}: the page sent another method`);
     assert.equal(String(resp.status()), status, `${opId}: the page shows another status than the response's`);
     // An operation with a security requirement (a lock on its block) is
-    // sent with the token Authorize was given last; the others without one.
+    // sent with what its scheme was given last — the operator API's the
+    // operator key, the others the member's token; the rest without one.
     const auth = (await resp.request().allHeaders())['authorization'];
     const secured = (await b.locator('.authorization__btn').count()) > 0;
-    assert.equal(auth, secured ? 'Bearer ' + token : undefined, `${opId}: sent with the wrong Authorization`);
+    const sent = opId.startsWith('operator') ? operatorToken : token;
+    assert.equal(auth, secured ? 'Bearer ' + sent : undefined, `${opId}: sent with the wrong Authorization`);
     const got = await resp.text();
     const json = text ? JSON.parse(text) : null;
     assert.deepEqual(json, got ? JSON.parse(got) : null, `${opId}: the page shows another body than the response's`);
@@ -82,17 +87,19 @@ const base = process.env.ORGSERVICE_URL || 'http://127.0.0.1:8090';
     want = null;
     return { status, json, headers: resp.headers() };
   }
-  // authorize logs the page out first when it holds a token already.
-  async function authorize(t) {
+  // authorize gives scheme (bearerAuth or operatorKey) t in the Authorize
+  // dialog, logging that scheme out first when it holds one already.
+  async function authorize(t, scheme = 'bearerAuth') {
     await page.locator('button.authorize').first().click();
     const modal = page.locator('.modal-ux');
     await modal.locator('button.auth').first().waitFor(); // Authorize or Logout
-    const logout = modal.locator('button', { hasText: 'Logout' });
+    const box = modal.locator('.auth-container').filter({ has: page.locator('h4', { hasText: scheme }) });
+    const logout = box.locator('button', { hasText: 'Logout' });
     if (await logout.count()) await logout.click();
-    await modal.locator('input[type=text]').fill(t);
-    await modal.locator('button.authorize').click();
+    await box.locator('input[type=text]').fill(t);
+    await box.locator('button.authorize').click();
     await modal.locator('button.close-modal').click();
-    token = t;
+    if (scheme === 'operatorKey') operatorToken = t; else token = t;
   }
   const actions = (page) => page.items.map(e => e.action);
 
@@ -154,6 +161,27 @@ const base = process.env.ORGSERVICE_URL || 'http://127.0.0.1:8090';
   audit = (await run('readAudit', '200', { params: {limit: '10', after: audit.next} })).json;
   assert.deepEqual(actions(audit), ['member.role_changed', 'member.added', 'login.succeeded', 'org.created']);
   assert.equal(audit.next, null);
+
+  // The operator API, under its own scheme: find the organization, cap
+  // it, suspend it and reactivate it; the member's token sees each.
+  await authorize(process.env.OPERATOR_API_KEY, 'operatorKey');
+  const found = (await run('operatorListOrganizations', '200', { params: {q: 'BROWSER', limit: '10'} })).json;
+  assert.deepEqual(found.items.map(o => [o.organization_name, o.status, o.usage.documents]), [['Browser Org', 'active', 2]]);
+  const id = found.items[0].id;
+  let op = (await run('operatorPatchOrganization', '200', { params: {id}, body: JSON.stringify({quotas: {documents: 2}}) })).json;
+  assert.equal(op.quotas.documents, 2);
+  const over = (await run('createDocument', '403', { body: JSON.stringify({id: 'ui-doc-3'}) })).json;
+  assert.deepEqual([over.type, over.quota, over.limit, over.used], ['https://orgservice.dev/problems/quota-exceeded', 'documents', 2, 2]);
+  assert.deepEqual((await run('readUsage', '200')).json.documents, {used: 2, limit: 2});
+  await run('operatorPatchOrganization', '200', { params: {id}, body: JSON.stringify({status: 'suspended'}) });
+  assert.equal((await run('getMe', '403')).json.type, 'https://orgservice.dev/problems/organization-suspended');
+  op = (await run('operatorPatchOrganization', '200', { params: {id}, body: JSON.stringify({status: 'active', quotas: {documents: null}}) })).json;
+  assert.deepEqual([op.status, op.quotas.documents], ['active', 1000000]);
+  assert.equal((await run('getMe', '200')).json.email, owner);
+  audit = (await run('readAudit', '200', { params: {limit: '3', after: ''} })).json;
+  assert.deepEqual(actions(audit), ['org.quotas_changed', 'org.reactivated', 'org.suspended']);
+  assert.equal(audit.items[0].actor.type, 'operator');
+  assert.equal((await run('operatorGetOrganization', '200', { params: {id} })).json.status, 'active');
 
   await run('updateOrganization', '200', { body: JSON.stringify({organization_name: 'Browser Org Renamed'}) });
   await run('deleteOrganization', '204', { params: {organization_name: 'Browser Org Renamed'} });
