@@ -254,6 +254,11 @@ func (s *Service) settleUnsettled(ctx context.Context) error {
 	return errors.Join(failed...)
 }
 
+// Reconciled is closed once RunReconciler's first full pass has ended, with
+// or without errors: what a process found unfinished when it started has
+// been settled, or tried.
+func (s *Service) Reconciled() <-chan struct{} { return s.firstPass }
+
 // RunReconciler runs a full Reconcile now and every fullEvery, and settles
 // the organizations the directory finds unsettled every interval between.
 // Claims and collections left behind need the full pass; a create that finds
@@ -267,6 +272,7 @@ func (s *Service) RunReconciler(ctx context.Context, every, fullEvery time.Durat
 		if time.Since(lastFull) >= fullEvery {
 			lastFull = time.Now()
 			err = s.Reconcile(ctx)
+			s.passClosed.Do(func() { close(s.firstPass) })
 		} else {
 			err = s.settleUnsettled(ctx)
 		}

@@ -126,7 +126,9 @@ type Service struct {
 
 	ops sync.WaitGroup // detached operations still running
 
-	passes sync.Mutex // one reconcile pass at a time in this process
+	passes     sync.Mutex    // one reconcile pass at a time in this process
+	firstPass  chan struct{} // closed once RunReconciler's first full pass has ended
+	passClosed sync.Once
 
 	mu       sync.Mutex
 	settling map[string]bool // organizations a background reconcile is working on
@@ -138,23 +140,24 @@ func NewService(deps Deps, cfg Config, log *slog.Logger) *Service {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	s := &Service{
-		meta:     recorded{Metadata: deps.Stores.Metadata, dir: deps.Directory},
-		names:    deps.Stores.Names,
-		leases:   deps.Stores.Leases,
-		changes:  deps.Stores.Changes,
-		tenants:  deps.Stores.Tenants,
-		audit:    deps.Stores.Audit,
-		dir:      deps.Directory,
-		hasher:   deps.Hasher,
-		cfg:      cfg.withDefaults(),
-		log:      log,
-		obs:      deps.Observer,
-		writers:  deps.Writers,
-		usage:    deps.Usage,
-		counter:  deps.Counter,
-		quotas:   DefaultQuotas(),
-		instance: "svc-" + hex.EncodeToString(b),
-		settling: map[string]bool{},
+		meta:      recorded{Metadata: deps.Stores.Metadata, dir: deps.Directory},
+		names:     deps.Stores.Names,
+		leases:    deps.Stores.Leases,
+		changes:   deps.Stores.Changes,
+		tenants:   deps.Stores.Tenants,
+		audit:     deps.Stores.Audit,
+		dir:       deps.Directory,
+		hasher:    deps.Hasher,
+		cfg:       cfg.withDefaults(),
+		log:       log,
+		obs:       deps.Observer,
+		writers:   deps.Writers,
+		usage:     deps.Usage,
+		counter:   deps.Counter,
+		quotas:    DefaultQuotas(),
+		instance:  "svc-" + hex.EncodeToString(b),
+		settling:  map[string]bool{},
+		firstPass: make(chan struct{}),
 	}
 	if s.obs == nil {
 		s.obs = nopObserver{}

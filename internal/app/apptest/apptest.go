@@ -37,8 +37,9 @@ func Config() app.Config {
 	}
 }
 
-// Start builds the service over db with cfg and starts it; it is closed when
-// the test ends. log nil discards the service's logs.
+// Start builds the service over db with cfg, starts it and waits for the
+// reconciler's start-up pass; the service is closed when the test ends. log
+// nil discards the service's logs.
 func Start(tb testing.TB, db *mongo.Database, cfg app.Config, log *slog.Logger) *app.App {
 	tb.Helper()
 	if log == nil {
@@ -52,5 +53,14 @@ func Start(tb testing.TB, db *mongo.Database, cfg app.Config, log *slog.Logger) 
 		tb.Fatalf("apptest: start the service: %v", err)
 	}
 	tb.Cleanup(func() { _ = a.Close(context.Background()) })
+	// The reconciler's start-up pass runs before the test acts, as it would
+	// have run long before a client reached a production process: a test
+	// that leaves something behind on purpose (a leftover collection, a
+	// crashed operation) meets the reconciler's periodic passes only.
+	select {
+	case <-a.Orgs().Reconciled():
+	case <-time.After(time.Minute):
+		tb.Fatalf("apptest: the reconciler's start-up pass did not end within a minute")
+	}
 	return a
 }
