@@ -51,6 +51,14 @@ func (s stubAuth) Login(context.Context, string, string) (auth.Token, error) {
 func (s stubAuth) Authenticate(context.Context, string) (org.Principal, error) {
 	return org.Principal{OrgID: s.o.ID, Email: s.o.AdminEmail, OrgName: s.o.Name, MemberID: s.o.ID, Role: org.RoleOwner}, nil
 }
+func (s stubAuth) Refresh(ctx context.Context, _ string) (auth.Token, error) {
+	return s.Login(ctx, "", "")
+}
+func (s stubAuth) Logout(context.Context, org.Principal) error { return nil }
+func (s stubAuth) Sessions(context.Context, org.Principal) ([]org.Session, error) {
+	return nil, nil
+}
+func (s stubAuth) EndSession(context.Context, org.Principal, string) error { return nil }
 
 // benchWriter is a ResponseWriter that keeps the status and reuses its headers.
 type benchWriter struct {

@@ -1,11 +1,12 @@
 // Package mongostore is the service's storage over the official MongoDB
 // driver: one type per thing stored (organizations, name claims, leases,
 // the change log, tenant collections, documents, version claims, writer
-// registrations, the audit log, rate-limit counts), each implementing the
-// interface its consumer declares. It runs unchanged on MongoDB and on
-// FerretDB, and depends on nothing either lacks: no transactions, no $out,
-// no dropTarget, no guarded update for exclusion (names, leases, versions
-// and rate-limit slots are taken by inserts under unique keys).
+// registrations, the audit log, sessions and their refresh tokens,
+// rate-limit counts), each implementing the interface its consumer
+// declares. It runs unchanged on MongoDB and on FerretDB, and depends on
+// nothing either lacks: no transactions, no $out, no dropTarget, no
+// guarded update for exclusion (names, leases, versions, used refresh
+// tokens and rate-limit slots are taken by inserts under unique keys).
 package mongostore
 
 import (
@@ -36,6 +37,9 @@ type Stores struct {
 	Versions      *VersionClaims
 	Writers       *WriterRegistrations
 	Audit         *AuditLog
+	Sessions      *Sessions
+	RefreshUses   *RefreshUses
+	SessionEnds   *SessionEnds
 
 	db *mongo.Database
 }
@@ -56,13 +60,19 @@ func Open(db *mongo.Database, copyBatch int) *Stores {
 		Versions:      &VersionClaims{coll: db.Collection(versionsCollection)},
 		Writers:       &WriterRegistrations{coll: db.Collection(writersCollection)},
 		Audit:         &AuditLog{coll: db.Collection(AuditCollection)},
+		Sessions:      &Sessions{coll: db.Collection(SessionsCollection)},
+		RefreshUses:   &RefreshUses{coll: db.Collection(RefreshUsesCollection)},
+		SessionEnds:   &SessionEnds{coll: db.Collection(SessionEndsCollection)},
 		db:            db,
 	}
 }
 
 // EnsureIndexes creates the indexes the stores rely on. It is idempotent.
 func (s *Stores) EnsureIndexes(ctx context.Context) error {
-	return s.Organizations.ensureIndexes(ctx)
+	if err := s.Organizations.ensureIndexes(ctx); err != nil {
+		return err
+	}
+	return s.Sessions.ensureIndexes(ctx)
 }
 
 // Ping checks that the database answers; errs.Unavailable when it does not.

@@ -26,6 +26,7 @@ const (
 	EventRoleChanged        EventAction = "member.role_changed"
 	EventLoginSucceeded     EventAction = "login.succeeded"
 	EventLoginFailed        EventAction = "login.failed"
+	EventSessionEnded       EventAction = "session.ended"
 )
 
 // The types of what an event acts on.
@@ -41,14 +42,19 @@ const (
 // operation or, after a crash, by whoever settles the organization.
 type Event struct {
 	// ID orders an organization's events: a later event has a greater ID.
-	ID        string
-	OrgID     string
-	Time      time.Time
-	Actor     Actor
-	Action    EventAction
-	Target    Target
-	Details   map[string]string
-	RequestID string
+	ID      string
+	OrgID   string
+	Time    time.Time
+	Actor   Actor
+	Action  EventAction
+	Target  Target
+	Details map[string]string
+	// RequestID is the server's own id of the request that caused the
+	// event; ClientRequestID the X-Request-ID the client sent with it, if
+	// any (never trusted as the event's id: a client could name another
+	// request's).
+	RequestID       string
+	ClientRequestID string
 }
 
 // Actor is the member who acted. A failed login's actor is the member
@@ -77,11 +83,14 @@ var eventIDPattern = regexp.MustCompile(`^[0-9]{19}-[0-9a-f]{8}$`)
 // ValidEventID reports whether id has the form of an event ID, as a cursor must.
 func ValidEventID(id string) bool { return eventIDPattern.MatchString(id) }
 
-// Origin is what a request tells about itself: its id and the client's
-// address, recorded in the events it causes.
+// Origin is what a request tells about itself: its id (the server's own,
+// and the client's when it sent a safe one), the client's address and user
+// agent, recorded in the events and sessions it causes.
 type Origin struct {
-	RequestID string
-	ClientIP  string
+	RequestID       string
+	ClientRequestID string
+	ClientIP        string
+	UserAgent       string
 }
 
 type originKey struct{}
@@ -111,6 +120,8 @@ func newEvent(ctx context.Context, o *Organization, m *Member, action EventActio
 		Target:    target,
 		Details:   details,
 		RequestID: OriginOf(ctx).RequestID,
+		// The client's id beside the server's, never instead of it.
+		ClientRequestID: OriginOf(ctx).ClientRequestID,
 	}
 	if m != nil {
 		e.Actor = Actor{MemberID: m.ID, Email: m.Email}
@@ -176,12 +187,24 @@ func (s *Service) Audit(ctx context.Context, p Principal, q AuditQuery) (AuditPa
 // failed with a wrong password. Both carry the client's address. The
 // token is issued only once the event is written. Errors: errs.Unavailable.
 func (s *Service) RecordLogin(ctx context.Context, o *Organization, m *Member, ok bool) error {
-	action, details := EventLoginSucceeded, map[string]string{"ip": OriginOf(ctx).ClientIP}
 	if !ok {
-		action = EventLoginFailed
-		details["reason"] = "wrong password"
+		return s.recordFailedLogin(ctx, o, m, "wrong password")
 	}
-	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, action, memberTarget(m), details)})
+	details := map[string]string{"ip": OriginOf(ctx).ClientIP}
+	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventLoginSucceeded, memberTarget(m), details)})
+}
+
+// recordFailedLogin writes the login.failed event of member m of o, for reason.
+func (s *Service) recordFailedLogin(ctx context.Context, o *Organization, m *Member, reason string) error {
+	details := map[string]string{"ip": OriginOf(ctx).ClientIP, "reason": reason}
+	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventLoginFailed, memberTarget(m), details)})
+}
+
+// RecordSessionEnd writes the event of member m of o ending session id,
+// for reason (one of the End* constants). Errors: errs.Unavailable.
+func (s *Service) RecordSessionEnd(ctx context.Context, o *Organization, m *Member, id, reason string) error {
+	details := map[string]string{"session_id": id, "reason": reason, "ip": OriginOf(ctx).ClientIP}
+	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventSessionEnded, memberTarget(m), details)})
 }
 
 // commitAudit inserts the events o's last metadata write recorded as

@@ -295,7 +295,7 @@ func TestRenameSurvivesCrashAtEveryStep(t *testing.T) {
 			want := f.seed(o.CollectionName, 150)
 
 			svc, reached := f.crashingAt(k, strategy)
-			_, err = svc.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Globex Inc"), Email: strp("boss@globex.com")})
+			_, err = svc.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Globex Inc"), Email: strp("boss@globex.com"), CurrentPassword: strp("password-1")})
 			if !reached() {
 				require.NoError(t, err)
 			} else {
