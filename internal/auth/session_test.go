@@ -325,4 +325,3 @@ func TestInterruptedEndIsFinished(t *testing.T) {
 	require.NotNil(t, c.Ended, "announced")
 	assert.Equal(t, sid, c.Ended.SessionID)
 }
-

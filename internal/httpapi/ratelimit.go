@@ -29,7 +29,7 @@ type rateLimits struct {
 	loginEmailIP func(http.Handler) http.Handler
 	loginEmail   func(http.Handler) http.Handler
 	write        func(http.Handler) http.Handler // creates, updates and deletes per client IP
-	data       func(http.Handler) http.Handler // document requests per organization, after authentication
+	data         func(http.Handler) http.Handler // document requests per organization, after authentication
 
 	failOpenLog *throttle // warnings of requests let through while the RateStore fails
 }
@@ -39,9 +39,9 @@ func (s *Server) newRateLimits() rateLimits {
 		loginIP:      s.limiter(limitLoginIP, s.opts.LoginRatePerMin, s.attemptIP),
 		loginEmailIP: s.limiter(limitLoginEmailIP, s.opts.LoginRatePerMin, s.attemptEmailIP),
 		loginEmail:   s.limiter(limitLoginEmail, s.opts.LoginEmailRatePerMin, attemptEmail),
-		write:       s.limiter(limitWrite, s.opts.WriteRatePerMin, s.ips.key),
-		failOpenLog: &throttle{every: failOpenLogEvery},
-		data:        s.limiter(limitData, s.opts.DataRatePerMin, principalOrg),
+		write:        s.limiter(limitWrite, s.opts.WriteRatePerMin, s.ips.key),
+		failOpenLog:  &throttle{every: failOpenLogEvery},
+		data:         s.limiter(limitData, s.opts.DataRatePerMin, principalOrg),
 	}
 }
 
