@@ -35,10 +35,10 @@ type SessionStore interface {
 	ByID(ctx context.Context, id string) (*org.Session, error)
 	// OfMember returns every session stored of a member, ended ones too.
 	OfMember(ctx context.Context, orgID, memberID string) ([]org.Session, error)
-	// Rotate writes next's refresh hash, version, use and expiry unless
-	// the session has ended, and reports whether it did.
+	// Rotate writes next's refresh hash, version, use and expiry, and
+	// reports whether the session is there.
 	Rotate(ctx context.Context, next *org.Session) (bool, error)
-	// End marks e's session ended; the first end stays.
+	// End marks e's session ended.
 	End(ctx context.Context, e org.SessionEnd) error
 	// Prune deletes what expired before t.
 	Prune(ctx context.Context, t time.Time) error
@@ -222,7 +222,7 @@ func (s *Service) Refresh(ctx context.Context, raw string) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	if !rotated { // ended meanwhile (by reuse of this very token, say)
+	if !rotated { // pruned meanwhile
 		return Token{}, badRefresh()
 	}
 	if err := s.live(sid); err != nil { // ended elsewhere meanwhile

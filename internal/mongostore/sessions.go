@@ -79,7 +79,7 @@ func (s *Sessions) Insert(ctx context.Context, ss *org.Session) error {
 // ByID returns session id; errs.NotFound when there is none.
 func (s *Sessions) ByID(ctx context.Context, id string) (*org.Session, error) {
 	var d sessionDoc
-	err := decodeOne(s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: id}}), &d)
+	err := decodeOne(s.coll.FindOne(ctx, byID(id)), &d)
 	if err == mongo.ErrNoDocuments {
 		return nil, errs.Errorf(errs.NotFound, "session not found")
 	}
@@ -91,7 +91,9 @@ func (s *Sessions) ByID(ctx context.Context, id string) (*org.Session, error) {
 }
 
 // OfMember returns every session stored of member memberID of orgID,
-// ended and expired ones included.
+// ended and expired ones included. An index range on MongoDB; FerretDB
+// reads through the collection (300 ms at 1,000 sessions): listing one's
+// sessions is rare, unlike a refresh, which finds its session by _id.
 func (s *Sessions) OfMember(ctx context.Context, orgID, memberID string) ([]org.Session, error) {
 	cur, err := s.coll.Find(ctx, bson.D{{Key: "org_id", Value: orgID}, {Key: "member_id", Value: memberID}})
 	if err != nil {
@@ -108,17 +110,19 @@ func (s *Sessions) OfMember(ctx context.Context, orgID, memberID string) ([]org.
 	return out, nil
 }
 
-// notEnded selects session id while it has not ended.
-func notEnded(id string) bson.D {
-	return bson.D{{Key: "_id", Value: id}, {Key: "ended_at", Value: bson.D{{Key: "$exists", Value: false}}}}
-}
+// byID selects session id, by _id alone: FerretDB finds a string _id
+// without decoding every document (measured with 1,000 sessions: 5 ms; a
+// filter on another field as well decodes them all, 100 ms).
+func byID(id string) bson.D { return bson.D{{Key: "_id", Value: id}} }
 
 // Rotate writes next's refresh token hash, version, use and expiry over
-// session next.ID, unless it has ended; it reports whether it did. It
-// decides nothing under concurrency: the insert of the used token's
-// RefreshUses record has decided already which refresh may rotate.
+// session next.ID, and reports whether the session is there. It decides
+// nothing under concurrency: the insert of the used token's RefreshUses
+// record has decided already which refresh may rotate. It never touches
+// an end: a session ended meanwhile stays ended, and its new tokens are
+// refused.
 func (s *Sessions) Rotate(ctx context.Context, next *org.Session) (bool, error) {
-	res, err := s.coll.UpdateOne(ctx, notEnded(next.ID), bson.D{{Key: "$set", Value: bson.D{
+	res, err := s.coll.UpdateOne(ctx, byID(next.ID), bson.D{{Key: "$set", Value: bson.D{
 		{Key: "refresh_hash", Value: next.RefreshHash},
 		{Key: "version", Value: next.Version},
 		{Key: "last_used_at", Value: next.LastUsedAt},
@@ -132,10 +136,11 @@ func (s *Sessions) Rotate(ctx context.Context, next *org.Session) (bool, error) 
 	return res.MatchedCount == 1, nil
 }
 
-// End marks e's session ended, unless it has already (the first end
-// stays); a session that is gone is not an error.
+// End marks e's session ended; a session that is gone is not an error.
+// Ending one again records the later end (whose until is later: its
+// tokens are refused no shorter).
 func (s *Sessions) End(ctx context.Context, e org.SessionEnd) error {
-	_, err := s.coll.UpdateOne(ctx, notEnded(e.SessionID), bson.D{{Key: "$set", Value: bson.D{
+	_, err := s.coll.UpdateOne(ctx, byID(e.SessionID), bson.D{{Key: "$set", Value: bson.D{
 		{Key: "ended_at", Value: e.At},
 		{Key: "end_reason", Value: e.Reason},
 		{Key: "ended_until", Value: e.Until},
