@@ -9,6 +9,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/orgservice/orgservice/internal/apiclient"
 	"github.com/orgservice/orgservice/internal/mongostore"
 )
 
@@ -28,7 +29,7 @@ type template struct {
 }
 
 // snapshot reads the template left by the one organization o in db.
-func snapshot(ctx context.Context, db *mongo.Database, o orgInfo, name, email string) (*template, error) {
+func snapshot(ctx context.Context, db *mongo.Database, o apiclient.Organization, name, email string) (*template, error) {
 	id, err := bson.ObjectIDFromHex(o.ID)
 	if err != nil {
 		return nil, fmt.Errorf("template: organization id %q is not an ObjectID", o.ID)

@@ -5,12 +5,16 @@ import (
 	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orgservice/orgservice/internal/apiclient"
 )
 
 // docScenarios measures the tenant documents API, each scenario beside the
@@ -49,20 +53,22 @@ func (h *harness) docScenarios(ctx context.Context) error {
 	coll := t.db.Collection(tenant.coll)
 	order := rand.New(rand.NewPCG(uint64(n), 2)).Perm(n)
 	pick := func(i int64) string { return ids[order[i%int64(n)]] }
-	getPaths := make([]string, n)
-	listPaths := make([]string, n)
+	gets := make([]apiclient.Request, n)
+	lists := make([]apiclient.Request, n)
 	for i, id := range ids {
-		getPaths[i] = "/api/v1/org/documents/" + id
-		listPaths[i] = "/api/v1/org/documents?limit=100&after=" + base64.RawURLEncoding.EncodeToString([]byte(id))
+		gets[i] = apiclient.GetDocument(tenant.token, id)
+		lists[i] = apiclient.ListDocuments(tenant.token,
+			url.Values{"limit": {"100"}, "after": {base64.RawURLEncoding.EncodeToString([]byte(id))}})
 	}
+	export := apiclient.Export(tenant.token)
 	clients, warm, d, rounds := h.cfg.Clients, h.cfg.Warmup, h.cfg.Duration, h.cfg.Rounds
 
 	rows, err := h.measure(ctx, rounds, warm, d,
 		phase{name: "doc-get-ceiling", clients: clients, seq: &sequence{}, fn: func(ctx context.Context, _ int, i int64) error {
 			return coll.FindOne(ctx, bson.D{{Key: "_id", Value: pick(i)}}).Err()
 		}},
-		phase{name: "doc-get", svcs: t.procs, clients: clients, seq: &sequence{}, fn: func(ctx context.Context, _ int, i int64) error {
-			return t.api().getDoc(ctx, tenant.token, getPaths[order[i%int64(n)]])
+		phase{name: "doc-get", svcs: t.svcs, clients: clients, seq: &sequence{}, fn: func(ctx context.Context, _ int, i int64) error {
+			return t.api().Send(ctx, gets[order[i%int64(n)]], http.StatusOK)
 		}})
 	if err != nil {
 		return err
@@ -78,8 +84,8 @@ func (h *harness) docScenarios(ctx context.Context) error {
 			}
 			return drain(ctx, cur)
 		}},
-		phase{name: "doc-list", svcs: t.procs, clients: clients, seq: &sequence{}, fn: func(ctx context.Context, _ int, i int64) error {
-			return t.api().getDoc(ctx, tenant.token, listPaths[order[i%int64(n)]])
+		phase{name: "doc-list", svcs: t.svcs, clients: clients, seq: &sequence{}, fn: func(ctx context.Context, _ int, i int64) error {
+			return t.api().Send(ctx, lists[order[i%int64(n)]], http.StatusOK)
 		}})
 	if err != nil {
 		return err
@@ -95,8 +101,8 @@ func (h *harness) docScenarios(ctx context.Context) error {
 			}
 			return drain(ctx, cur)
 		}},
-		phase{name: "export", svcs: t.procs, clients: exporters, seq: &sequence{}, fn: func(ctx context.Context, _ int, _ int64) error {
-			return t.api().getDoc(ctx, tenant.token, "/api/v1/org/export")
+		phase{name: "export", svcs: t.svcs, clients: exporters, seq: &sequence{}, fn: func(ctx context.Context, _ int, _ int64) error {
+			return t.api().Send(ctx, export, http.StatusOK)
 		}})
 	if err != nil {
 		return err
@@ -109,8 +115,8 @@ func (h *harness) docScenarios(ctx context.Context) error {
 			_, err := coll.InsertOne(ctx, storedDoc(fmt.Sprintf("c-%09d", i), int(i), now))
 			return err
 		}},
-		phase{name: "doc-insert", svcs: t.procs, clients: clients, seq: &sequence{}, fn: func(ctx context.Context, _ int, i int64) error {
-			return t.api().postDoc(ctx, tenant.token, docBody(fmt.Sprintf("s-%09d", i), int(i)))
+		phase{name: "doc-insert", svcs: t.svcs, clients: clients, seq: &sequence{}, fn: func(ctx context.Context, _ int, i int64) error {
+			return t.api().Send(ctx, apiclient.CreateDocument(tenant.token, docBody(fmt.Sprintf("s-%09d", i), int(i))), http.StatusCreated)
 		}})
 	if err != nil {
 		return err
@@ -150,9 +156,10 @@ func (h *harness) exportMemory(ctx context.Context, t *target) error {
 			return err
 		}
 		name := fmt.Sprintf("export-rss-%d", d)
-		rows, err := h.measure(ctx, 1, 0, h.cfg.Duration, phase{name: name, svcs: t.procs, clients: 1, maxOps: 3, seq: &sequence{},
+		export := apiclient.Export(tenant.token)
+		rows, err := h.measure(ctx, 1, 0, h.cfg.Duration, phase{name: name, svcs: t.svcs, clients: 1, maxOps: 3, seq: &sequence{},
 			fn: func(ctx context.Context, _ int, _ int64) error {
-				return t.api().getDoc(ctx, tenant.token, "/api/v1/org/export")
+				return t.api().Send(ctx, export, http.StatusOK)
 			}})
 		if err != nil {
 			return err
@@ -176,17 +183,17 @@ type docTenant struct {
 func (h *harness) docTenant(ctx context.Context, t *target, set string, i int) (docTenant, error) {
 	name, email := h.orgName(set, i), h.orgEmail(set, i)
 	api := t.api()
-	o, err := api.create(ctx, name, email, benchPassword)
-	if err != nil {
+	var o apiclient.Organization
+	if err := api.Call(ctx, apiclient.CreateOrg(name, email, benchPassword), http.StatusCreated, &o); err != nil {
 		return docTenant{}, err
 	}
-	token, err := api.login(ctx, email, benchPassword)
+	token, err := api.Token(ctx, email, benchPassword)
 	if err != nil {
 		return docTenant{}, err
 	}
 	// Every instance must know the organization before the token is used on
 	// it: another instance's write shows within its directory's bound.
-	if err := t.awaitEverywhere(ctx, getPath(name), time.Minute); err != nil {
+	if err := t.awaitEverywhere(ctx, apiclient.GetOrg(name), time.Minute); err != nil {
 		return docTenant{}, fmt.Errorf("%s: %s: %w", set, name, err)
 	}
 	return docTenant{coll: o.CollectionName, token: token}, nil

@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
+
+	"github.com/orgservice/orgservice/internal/apiclient"
 )
 
 // getScenarios measures get and its ceiling over a pool of organizations,
@@ -87,9 +90,9 @@ func (h *harness) getPhase(ctx context.Context, t *target, pool []poolOrg, orgs 
 	} else {
 		h.rep.notes = append(h.rep.notes, h.label(prefix+"get-ceiling")+": not measured (no database address; give -mongo)")
 	}
-	phases = append(phases, phase{name: h.label(prefix + "get"), svcs: t.procs, clients: clients, seq: &sequence{},
+	phases = append(phases, phase{name: h.label(prefix + "get"), svcs: t.svcs, clients: clients, seq: &sequence{},
 		fn: func(ctx context.Context, _ int, i int64) error {
-			return t.api().get(ctx, pick(i).getPath)
+			return t.api().Send(ctx, pick(i).get, http.StatusOK)
 		}})
 	rows, err := h.measure(ctx, h.cfg.Rounds, warm, d, phases...)
 	if err != nil {
@@ -99,10 +102,10 @@ func (h *harness) getPhase(ctx context.Context, t *target, pool []poolOrg, orgs 
 		ceiling = h.annotate(rows[0].Name, orgs, 0, "")
 	}
 	get = h.annotate(rows[len(rows)-1].Name, orgs, 0, h.label(prefix+"get-ceiling"))
-	rows, err = h.measure(ctx, 1, warm, d, phase{name: h.label(prefix + "create"), svcs: t.procs, clients: clients, seq: creates,
+	rows, err = h.measure(ctx, 1, warm, d, phase{name: h.label(prefix + "create"), svcs: t.svcs, clients: clients, seq: creates,
 		fn: func(ctx context.Context, _ int, i int64) error {
-			_, err := t.api().create(ctx, h.orgName("new", int(i)), h.orgEmail("new", int(i)), benchPassword)
-			return err
+			var o apiclient.Organization
+			return t.api().Call(ctx, apiclient.CreateOrg(h.orgName("new", int(i)), h.orgEmail("new", int(i)), benchPassword), http.StatusCreated, &o)
 		}})
 	if err != nil {
 		return get, ceiling, create, err

@@ -6,13 +6,18 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orgservice/orgservice/internal/apiclient"
+	"github.com/orgservice/orgservice/internal/procs"
 )
 
 // harness holds what every scenario shares: the database, how to start a
@@ -30,8 +35,8 @@ type harness struct {
 
 	svcBin   string
 	secret   string
-	dbProc   *proc         // the database process the harness started, if any
-	mongo    *mongo.Client // nil when the harness has no database address
+	dbProc   *procs.Process // the database process the harness started, if any
+	mongo    *mongo.Client  // nil when the harness has no database address
 	mongoURI string
 
 	templates map[string]*template // per organization set, for seeding by cloning
@@ -45,17 +50,17 @@ type harness struct {
 // database: their APIs, their processes (none when unknown) and the
 // database (nil when the harness has no database address).
 type target struct {
-	name  string
-	apis  []*apiClient
-	procs []*proc
-	db    *mongo.Database
-	next  atomic.Uint64 // round robin over apis
-	stop  func()
+	name string
+	apis []*apiclient.Client
+	svcs []*procs.Process
+	db   *mongo.Database
+	next atomic.Uint64 // round robin over apis
+	stop func()
 }
 
 // api returns the instance to send the next request to: each in turn, as a
 // round-robin load balancer would.
-func (t *target) api() *apiClient {
+func (t *target) api() *apiclient.Client {
 	if len(t.apis) == 1 {
 		return t.apis[0]
 	}
@@ -97,7 +102,7 @@ func (h *harness) setUp(ctx context.Context) error {
 	if h.cfg.URL == "" {
 		if h.svcBin = h.cfg.ServiceBin; h.svcBin == "" {
 			h.notef("building ./cmd/orgservice")
-			if h.svcBin, err = build(ctx, h.cfg.Src, "./cmd/orgservice", dir, h.cfg.race); err != nil {
+			if h.svcBin, err = procs.Build(ctx, h.cfg.Src, "./cmd/orgservice", dir, h.buildFlags()...); err != nil {
 				return err
 			}
 		}
@@ -105,14 +110,14 @@ func (h *harness) setUp(ctx context.Context) error {
 			bin := h.cfg.EmbeddbBin
 			if bin == "" {
 				h.notef("building ./cmd/embeddb")
-				if bin, err = build(ctx, h.cfg.Src, "./cmd/embeddb", dir, h.cfg.race); err != nil {
+				if bin, err = procs.Build(ctx, h.cfg.Src, "./cmd/embeddb", dir, h.buildFlags()...); err != nil {
 					return err
 				}
 			}
-			if h.dbProc, h.mongoURI, err = startDatabase(ctx, bin, dir); err != nil {
+			if h.dbProc, h.mongoURI, err = procs.StartDatabase(ctx, bin, dir, filepath.Join(dir, "ferretdb")); err != nil {
 				return err
 			}
-			h.notef("embedded FerretDB (cmd/embeddb, pid %d) at %s", h.dbProc.pid, h.mongoURI)
+			h.notef("embedded FerretDB (cmd/embeddb, pid %d) at %s", h.dbProc.Pid(), h.mongoURI)
 		}
 	}
 	if h.mongoURI != "" {
@@ -133,7 +138,9 @@ func (h *harness) tearDown() {
 	if h.mongo != nil {
 		_ = h.mongo.Disconnect(context.Background())
 	}
-	h.dbProc.stop()
+	if h.dbProc != nil {
+		h.dbProc.Stop()
+	}
 	if h.dir != "" && !h.cfg.Keep {
 		_ = os.RemoveAll(h.dir)
 	} else if h.dir != "" {
@@ -148,14 +155,14 @@ func (h *harness) tearDown() {
 // instead.
 func (h *harness) newTarget(ctx context.Context, name, dbName string, fresh bool, env ...string) (*target, error) {
 	if h.cfg.URL != "" {
-		t := &target{name: "server", apis: []*apiClient{newAPIClient(h.cfg.URL, h.cfg.Clients)}}
+		t := &target{name: "server", apis: []*apiclient.Client{newAPIClient(h.cfg.URL, h.cfg.Clients)}}
 		if h.cfg.PID > 0 {
-			t.procs = []*proc{{name: "server", pid: h.cfg.PID}}
+			t.svcs = []*procs.Process{procs.Found("server", h.cfg.PID)}
 		}
 		if h.mongo != nil {
 			t.db = h.mongo.Database(h.cfg.DBName)
 		}
-		t.stop = t.apis[0].close
+		t.stop = t.apis[0].CloseIdleConnections
 		return t, nil
 	}
 	base := []string{
@@ -191,22 +198,22 @@ func (h *harness) newTarget(ctx context.Context, name, dbName string, fresh bool
 	t := &target{name: name, db: db}
 	startAll := func(ctx context.Context) error {
 		for _, n := range names {
-			p, url, err := startService(ctx, n, h.svcBin, h.dir, env)
+			p, url, err := h.startService(ctx, n, env)
 			if err != nil {
 				return err
 			}
-			h.notef("service %s (pid %d) at %s on database %s %v", n, p.pid, url, dbName, env[len(base):])
-			t.procs = append(t.procs, p)
+			h.notef("service %s (pid %d) at %s on database %s %v", n, p.Pid(), url, dbName, env[len(base):])
+			t.svcs = append(t.svcs, p)
 			t.apis = append(t.apis, newAPIClient(url, h.cfg.Clients))
 		}
 		return nil
 	}
 	stopAll := func() {
-		for i, p := range t.procs {
-			t.apis[i].close()
-			p.stop()
+		for i, p := range t.svcs {
+			t.apis[i].CloseIdleConnections()
+			p.Stop()
 		}
-		t.procs, t.apis = nil, nil
+		t.svcs, t.apis = nil, nil
 	}
 	t.stop = stopAll
 	if err := startAll(ctx); err != nil {
@@ -214,6 +221,50 @@ func (h *harness) newTarget(ctx context.Context, name, dbName string, fresh bool
 		return nil, err
 	}
 	return t, nil
+}
+
+// buildFlags are the go build flags of the binaries the harness builds.
+func (h *harness) buildFlags() []string {
+	if h.cfg.race {
+		return []string{"-race"}
+	}
+	return nil
+}
+
+// startService runs the service binary as name with env, on a port and a
+// data directory of its own, and waits until /readyz answers 200. It
+// returns the process and the service's base URL.
+func (h *harness) startService(ctx context.Context, name string, env []string) (*procs.Process, string, error) {
+	addr, err := procs.FreeAddr()
+	if err != nil {
+		return nil, "", err
+	}
+	env = append(env, "HTTP_ADDR="+addr, "DATA_DIR="+filepath.Join(h.dir, name+"-data"))
+	p, err := procs.Start(name, h.svcBin, h.dir, nil, env)
+	if err != nil {
+		return nil, "", err
+	}
+	base := "http://" + addr
+	if err := p.WaitReady(ctx, base, 2*time.Minute); err != nil {
+		p.Stop()
+		return nil, "", err
+	}
+	return p, base, nil
+}
+
+// newAPIClient returns a client of the server at base with a connection
+// pool for clients concurrent clients.
+func newAPIClient(base string, clients int) *apiclient.Client {
+	return apiclient.New(base, &http.Client{
+		// Long enough for a rename that copies a million documents.
+		Timeout: 30 * time.Minute,
+		Transport: &http.Transport{
+			MaxIdleConns:        4 * clients,
+			MaxIdleConnsPerHost: 4 * clients,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		},
+	})
 }
 
 func (h *harness) notef(format string, args ...any) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"strconv"
 
 	"golang.org/x/crypto/bcrypt"
@@ -35,9 +36,9 @@ func (h *harness) loginScenarios(ctx context.Context) error {
 	rows, err := h.measure(ctx, h.cfg.Rounds, h.cfg.Warmup, h.cfg.Duration,
 		phase{name: h.label("bcrypt-ceiling"), clients: clients, seq: &sequence{},
 			fn: func(context.Context, int, int64) error { return bcrypt.CompareHashAndPassword(hash, pw) }},
-		phase{name: h.label("login"), svcs: t.procs, clients: clients, seq: &sequence{},
+		phase{name: h.label("login"), svcs: t.svcs, clients: clients, seq: &sequence{},
 			fn: func(ctx context.Context, _ int, i int64) error {
-				return t.api().loginRaw(ctx, pool[i%int64(len(pool))].login)
+				return t.api().Send(ctx, pool[i%int64(len(pool))].login, http.StatusOK)
 			}},
 	)
 	if err != nil {

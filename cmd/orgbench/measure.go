@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/orgservice/orgservice/internal/procs"
 )
 
 // phase is one scenario to measure: its row, the service processes that
@@ -12,7 +14,7 @@ import (
 // operation.
 type phase struct {
 	name    string
-	svcs    []*proc
+	svcs    []*procs.Process
 	clients int
 	maxOps  int64 // 0: as many as fit in the duration
 	seq     *sequence
@@ -50,7 +52,7 @@ func (h *harness) measure(ctx context.Context, rounds int, warmup, d time.Durati
 				maxOps = max(0, maxOps-int64(t.ops))
 			}
 			for _, svc := range p.svcs {
-				_ = resetPeakRSS(svc.pid)
+				_ = procs.ResetPeakRSS(svc.Pid())
 			}
 			u0 := h.usage(p.svcs)
 			res := runLoad(ctx, p.clients, d/time.Duration(rounds), maxOps, p.seq, p.fn)
@@ -67,15 +69,17 @@ func (h *harness) measure(ctx context.Context, rounds int, warmup, d time.Durati
 			t.svcOK = t.svcOK && u0.svcOK && u1.svcOK
 			t.dbOK = t.dbOK && u0.dbOK && u1.dbOK
 			for _, svc := range p.svcs { // the largest process's peak
-				if b, err := peakRSS(svc.pid); err == nil {
+				if b, err := procs.PeakRSS(svc.Pid()); err == nil {
 					t.peak = max(t.peak, b)
 				}
-				if err := svc.alive(); err != nil {
+				if err := svc.Alive(); err != nil {
 					return nil, err
 				}
 			}
-			if err := h.dbProc.alive(); err != nil {
-				return nil, err
+			if h.dbProc != nil {
+				if err := h.dbProc.Alive(); err != nil {
+					return nil, err
+				}
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, err
@@ -141,17 +145,17 @@ type usage struct {
 	svcOK, dbOK bool
 }
 
-func (h *harness) usage(svcs []*proc) usage {
+func (h *harness) usage(svcs []*procs.Process) usage {
 	var u usage
 	var err error
 	u.svcOK = len(svcs) > 0
 	for _, svc := range svcs {
-		d, err := cpuTime(svc.pid)
+		d, err := procs.CPUTime(svc.Pid())
 		u.svc += d
 		u.svcOK = u.svcOK && err == nil
 	}
 	if h.dbProc != nil {
-		u.db, err = cpuTime(h.dbProc.pid)
+		u.db, err = procs.CPUTime(h.dbProc.Pid())
 		u.dbOK = err == nil
 	}
 	return u

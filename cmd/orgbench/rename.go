@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgservice/orgservice/internal/apiclient"
 )
 
 // strategy is a way the service moves a tenant collection, and the service
@@ -39,11 +42,11 @@ func (h *harness) renameScenarios(ctx context.Context) error {
 	first := strategies[0].t
 	names := [2]string{h.orgName("rename", 0), h.orgName("rename", 1)}
 	email := h.orgEmail("rename", 0)
-	cur, err := first.api().create(ctx, names[0], email, benchPassword)
-	if err != nil {
+	var cur apiclient.Organization
+	if err := first.api().Call(ctx, apiclient.CreateOrg(names[0], email, benchPassword), http.StatusCreated, &cur); err != nil {
 		return err
 	}
-	token, err := first.api().login(ctx, email, benchPassword)
+	token, err := first.api().Token(ctx, email, benchPassword)
 	if err != nil {
 		return err
 	}
@@ -52,8 +55,9 @@ func (h *harness) renameScenarios(ctx context.Context) error {
 		if cur.Name == names[0] {
 			next = names[1]
 		}
-		o, err := t.api().rename(ctx, token, next)
-		var se *statusError
+		var o apiclient.Organization
+		err := t.api().Call(ctx, apiclient.UpdateOrg(token, apiclient.OrgUpdate{Name: next}), http.StatusOK, &o)
+		var se *apiclient.StatusError
 		if err != nil && !errors.As(err, &se) && ctx.Err() == nil {
 			// No answer (a server's write timeout cuts a long copy off): the
 			// rename goes on, detached. Its time is until it shows.
@@ -79,7 +83,7 @@ func (h *harness) renameScenarios(ctx context.Context) error {
 				}
 			}
 			name := fmt.Sprintf("rename-%d/%s", d, s.name)
-			_, err := h.measure(ctx, 1, 0, h.cfg.Duration, phase{name: name, svcs: s.t.procs, clients: 1,
+			_, err := h.measure(ctx, 1, 0, h.cfg.Duration, phase{name: name, svcs: s.t.svcs, clients: 1,
 				maxOps: int64(h.cfg.Renames), seq: &sequence{},
 				fn: func(ctx context.Context, _ int, _ int64) error { return renameOnce(ctx, s.t) }})
 			if err != nil {
@@ -107,9 +111,11 @@ func (h *harness) renameScenarios(ctx context.Context) error {
 // organization found under its new name with its new collection. It
 // returns the organization and an error saying the answer was lost, so the
 // row counts it; the note says how it ended.
-func (h *harness) awaitRename(ctx context.Context, t *target, name string, cause error) (orgInfo, error) {
+func (h *harness) awaitRename(ctx context.Context, t *target, name string, cause error) (apiclient.Organization, error) {
+	get := apiclient.GetOrg(name)
 	for {
-		o, err := t.api().getOrg(ctx, getPath(name))
+		var o apiclient.Organization
+		err := t.api().Call(ctx, get, http.StatusOK, &o)
 		if err == nil && o.CollectionName == "org_"+name {
 			h.rep.notes = append(h.rep.notes, fmt.Sprintf(
 				"a rename to %s got no answer (%v) and completed later, detached; its time is until it showed", name, cause))
@@ -117,7 +123,7 @@ func (h *harness) awaitRename(ctx context.Context, t *target, name string, cause
 		}
 		select {
 		case <-ctx.Done():
-			return orgInfo{}, ctx.Err()
+			return apiclient.Organization{}, ctx.Err()
 		case <-time.After(250 * time.Millisecond):
 		}
 	}

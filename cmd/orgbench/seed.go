@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +16,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/orgservice/orgservice/internal/apiclient"
 )
 
 // benchPassword is every seeded admin's password.
@@ -23,13 +26,13 @@ const benchPassword = "bench-password-1"
 // poolOrg is a seeded organization and the requests that reach it, built
 // once so that the measured loop does no formatting.
 type poolOrg struct {
-	id      string
-	name    string
-	slug    string
-	email   string
-	getPath string
-	login   []byte // login request body
-	filter  bson.D // the ceiling's lookup
+	id     string
+	name   string
+	slug   string
+	email  string
+	get    apiclient.Request
+	login  apiclient.Request
+	filter bson.D // the ceiling's lookup
 }
 
 // orgName is the name of the i-th organization of a set. It is already in
@@ -45,8 +48,8 @@ func (h *harness) orgEmail(set string, i int) string {
 
 func (h *harness) poolOrg(name, slug, email string) poolOrg {
 	return poolOrg{
-		name: name, slug: slug, email: email, getPath: getPath(name),
-		login:  loginBody(email, benchPassword),
+		name: name, slug: slug, email: email, get: apiclient.GetOrg(name),
+		login:  apiclient.Login(email, benchPassword),
 		filter: bson.D{{Key: h.cfg.LookupField, Value: slug}},
 	}
 }
@@ -66,7 +69,7 @@ func (h *harness) seedPool(ctx context.Context, t *target, set string, from, to 
 			return nil, err
 		}
 		o := first[0]
-		tmpl, err := snapshot(ctx, t.db, orgInfo{ID: o.id, CollectionName: "org_" + o.slug}, o.name, o.email)
+		tmpl, err := snapshot(ctx, t.db, apiclient.Organization{ID: o.id, CollectionName: "org_" + o.slug}, o.name, o.email)
 		if err != nil {
 			return nil, err
 		}
@@ -87,18 +90,19 @@ func (h *harness) seedPool(ctx context.Context, t *target, set string, from, to 
 	// The clones were announced in the change log: wait until the services'
 	// directories have read them all (the log is read in order, so the last).
 	last := more[len(more)-1]
-	if err := t.awaitEverywhere(ctx, last.getPath, 5*time.Minute); err != nil {
+	if err := t.awaitEverywhere(ctx, last.get, 5*time.Minute); err != nil {
 		return nil, fmt.Errorf("seed %s: %s: %w", set, last.name, err)
 	}
 	return append(out, more...), nil
 }
 
 // awaitEverywhere waits, up to limit, until every instance of t answers
-// path: another instance's write shows in its directory within its bound.
-func (t *target) awaitEverywhere(ctx context.Context, path string, limit time.Duration) error {
+// the lookup get: another instance's write shows in its directory within
+// its bound.
+func (t *target) awaitEverywhere(ctx context.Context, get apiclient.Request, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	for _, api := range t.apis {
-		for api.get(ctx, path) != nil {
+		for api.Send(ctx, get, http.StatusOK) != nil {
 			if time.Now().After(deadline) || ctx.Err() != nil {
 				return errors.New("an instance never saw it")
 			}
@@ -135,8 +139,8 @@ func (h *harness) seedOrgs(ctx context.Context, t *target, set string, from, to 
 				}
 				i := from + k
 				name, email := h.orgName(set, i), h.orgEmail(set, i)
-				o, err := t.api().create(ctx, name, email, benchPassword)
-				if err != nil {
+				var o apiclient.Organization
+				if err := t.api().Call(ctx, apiclient.CreateOrg(name, email, benchPassword), http.StatusCreated, &o); err != nil {
 					errOnce.Do(func() { firstErr = fmt.Errorf("seed %s: %w", name, err); cancel() })
 					return
 				}

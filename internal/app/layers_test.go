@@ -30,7 +30,11 @@ var layers = map[string][]string{
 	"internal/auth":     {"go.mongodb.org/", "net/http", module + "internal/mongostore", module + "internal/httpapi", module + "internal/app"},
 	"internal/directory": {"go.mongodb.org/", "net/http", module + "internal/mongostore", module + "internal/httpapi",
 		module + "internal/document", module + "internal/auth", module + "internal/app"},
-	"internal/httpapi":    {"go.mongodb.org/", module + "internal/mongostore", module + "internal/embeddb", module + "internal/app"},
+	"internal/httpapi": {"go.mongodb.org/", module + "internal/mongostore", module + "internal/embeddb", module + "internal/app"},
+	// The client speaks only the public API, so that orgbench can target
+	// another implementation; the process helper knows no service internals.
+	"internal/apiclient":  {module + "internal/"},
+	"internal/procs":      {module + "internal/"},
 	"internal/mongostore": {module + "internal/httpapi", module + "internal/app", module + "internal/directory", module + "internal/auth"},
 }
 

@@ -53,8 +53,14 @@ func newFixture(t *testing.T, batch int) *fixture {
 // process would run it, through the constructor main uses.
 func (f *fixture) process(cfg org.Config) *app.App {
 	f.t.Helper()
+	return f.processWith(cfg, 0)
+}
+
+// processWith is process with the reconciler's period (0: the lease TTL).
+func (f *fixture) processWith(cfg org.Config, reconcileEvery time.Duration) *app.App {
+	f.t.Helper()
 	c := apptest.Config()
-	c.Org, c.CopyBatchSize = cfg, f.batch
+	c.Org, c.CopyBatchSize, c.ReconcileEvery = cfg, f.batch, reconcileEvery
 	// A crashed process's writer registrations expire soon, so that a
 	// recovery does not wait long for them.
 	c.Documents.WriterTTL = 3 * time.Second
@@ -78,13 +84,16 @@ func (f *fixture) crashingAt(k int, strategy org.Strategy) (*org.Service, func()
 // crashingProcess is crashingAt's process.
 func (f *fixture) crashingProcess(k int, strategy org.Strategy) (*app.App, func() bool) {
 	var n atomic.Int64
-	a := f.process(org.Config{Strategy: strategy, LeaseTTL: crashLease, AfterStep: func(step string) error {
+	// Its reconciler keeps to its start-up pass: with a lease this short, a
+	// renewal late on a loaded machine would let it take the operation over
+	// mid-way, and the crash would land in the takeover instead.
+	a := f.processWith(org.Config{Strategy: strategy, LeaseTTL: crashLease, AfterStep: func(step string) error {
 		if n.Add(1) == int64(k) {
 			f.crashed = step
 			return errCrash
 		}
 		return nil
-	}})
+	}}, time.Hour)
 	return a, func() bool { return n.Load() >= int64(k) }
 }
 

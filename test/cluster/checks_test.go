@@ -15,6 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/orgservice/orgservice/internal/apiclient"
 )
 
 // dbOrg is an organizations document, as the README's schema gives it.
@@ -178,10 +180,10 @@ func (e *env) agree(t *testing.T) {
 				tasks = append(tasks, func() {
 					a := e.c.get(inst, name)
 					got, err := decodeOrg(a)
-					want := orgJSON{ID: o.ID.Hex(), Name: o.Name, Collection: o.Collection, Email: o.Email,
+					want := apiclient.Organization{ID: o.ID.Hex(), Name: o.Name, CollectionName: o.Collection, AdminEmail: o.Email,
 						CreatedAt: o.CreatedAt.UTC(), UpdatedAt: o.UpdatedAt.UTC()}
-					if a.status != http.StatusOK || err != nil || got.ID != want.ID || got.Name != want.Name ||
-						got.Collection != want.Collection || got.Email != want.Email ||
+					if a.Status != http.StatusOK || err != nil || got.ID != want.ID || got.Name != want.Name ||
+						got.CollectionName != want.CollectionName || got.AdminEmail != want.AdminEmail ||
 						!got.CreatedAt.Equal(want.CreatedAt) || !got.UpdatedAt.Equal(want.UpdatedAt) {
 						t.Errorf("GET %q on instance %d: %s; the database holds %+v", name, inst, a, want)
 					}
@@ -197,7 +199,7 @@ func (e *env) agree(t *testing.T) {
 			}
 			tasks = append(tasks, func() {
 				a := e.c.get(inst, name)
-				assert.Equal(t, http.StatusNotFound, a.status, "GET %q, held by no organization, on instance %d: %s", name, inst, a)
+				assert.Equal(t, http.StatusNotFound, a.Status, "GET %q, held by no organization, on instance %d: %s", name, inst, a)
 			})
 		}
 		for _, o := range e.m.all() {
@@ -210,7 +212,7 @@ func (e *env) agree(t *testing.T) {
 			}
 			tasks = append(tasks, func() {
 				a := e.c.probe(inst, o.token)
-				assert.Equal(t, want, a.status, "token of %q (minted as %q; deleted %v, credentials changed %v) on instance %d: %s",
+				assert.Equal(t, want, a.Status, "token of %q (minted as %q; deleted %v, credentials changed %v) on instance %d: %s",
 					o.name, o.tokenName, o.deleted, o.revoked, inst, a)
 			})
 		}

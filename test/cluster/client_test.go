@@ -3,12 +3,9 @@
 package cluster
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -16,37 +13,34 @@ import (
 	"testing"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/apiclient"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
 // client sends the test's requests to the instances, all on 127.0.0.1.
 type client struct {
-	t     *testing.T
-	bases []string // base URL of each instance
-	hc    *http.Client
-	ips   atomic.Uint32 // next X-Forwarded-For address
+	t    *testing.T
+	apis []*apiclient.Client // one per instance
+	ips  atomic.Uint32       // next X-Forwarded-For address
 
 	mu     sync.Mutex
 	counts map[string]int // answers by route and status
 }
 
 func newClient(t *testing.T, bases []string) *client {
-	return &client{t: t, bases: bases, counts: map[string]int{}, hc: &http.Client{
+	hc := &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: 32, IdleConnTimeout: 30 * time.Second},
-	}}
+	}
+	c := &client{t: t, counts: map[string]int{}}
+	for _, b := range bases {
+		c.apis = append(c.apis, apiclient.New(b, hc))
+	}
+	return c
 }
 
 // answer is a response, or status 0 with the transport error as body.
-type answer struct {
-	status int
-	body   []byte
-	header http.Header
-}
-
-func (a answer) String() string {
-	return fmt.Sprintf("%d %s", a.status, bytes.TrimSpace(a.body))
-}
+type answer = apiclient.Response
 
 // nextIP returns a client address never used before in this run: a
 // loopback address other than 127.0.0.1 (the trusted proxy), only ever
@@ -56,43 +50,18 @@ func (c *client) nextIP() string {
 	return fmt.Sprintf("127.%d.%d.%d", 10+(n>>16)&0xff, (n>>8)&0xff, n&0xff)
 }
 
-// call sends one request to instance inst. xff, when not empty, is the
-// client address the service sees.
-func (c *client) call(inst int, method, path, token string, body any, xff string) answer {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			panic(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, c.bases[inst]+path, rd)
+// call sends one request to instance inst and counts its answer.
+func (c *client) call(inst int, r apiclient.Request) answer {
+	a, err := c.apis[inst].Do(context.Background(), r)
 	if err != nil {
-		panic(err)
+		a = answer{Body: []byte(err.Error())}
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if xff != "" {
-		req.Header.Set("X-Forwarded-For", xff)
-	}
-	r, err := c.hc.Do(req)
-	a := answer{body: []byte(fmt.Sprint(err))}
-	if err == nil {
-		b, _ := io.ReadAll(r.Body)
-		r.Body.Close()
-		a = answer{status: r.StatusCode, body: b, header: r.Header}
-	}
-	route, _, _ := strings.Cut(path, "?")
+	route, _, _ := strings.Cut(r.Path, "?")
 	if strings.HasPrefix(route, "/api/v1/org/members/") {
 		route = "/api/v1/org/members/{id}"
 	}
 	c.mu.Lock()
-	c.counts[fmt.Sprintf("%s %s %d", method, route, a.status)]++
+	c.counts[fmt.Sprintf("%s %s %d", r.Method, route, a.Status)]++
 	c.mu.Unlock()
 	return a
 }
@@ -124,12 +93,11 @@ func (c *client) stats() string {
 }
 
 func (c *client) create(inst int, name, email, password string) answer {
-	return c.call(inst, http.MethodPost, "/api/v1/org/create", "",
-		map[string]string{"organization_name": name, "email": email, "password": password}, "")
+	return c.call(inst, apiclient.CreateOrg(name, email, password))
 }
 
 func (c *client) get(inst int, name string) answer {
-	return c.call(inst, http.MethodGet, "/api/v1/org/get?organization_name="+url.QueryEscape(name), "", nil, "")
+	return c.call(inst, apiclient.GetOrg(name))
 }
 
 // login logs in from a client address of its own.
@@ -137,66 +105,53 @@ func (c *client) login(inst int, email, password string) answer {
 	return c.loginFrom(inst, email, password, c.nextIP())
 }
 
+// loginFrom logs in from client address ip, as X-Forwarded-For names it.
 func (c *client) loginFrom(inst int, email, password, ip string) answer {
-	return c.call(inst, http.MethodPost, "/api/v1/admin/login", "",
-		map[string]string{"email": email, "password": password}, ip)
+	return c.call(inst, apiclient.Login(email, password).With("X-Forwarded-For", ip))
 }
 
-func (c *client) update(inst int, token string, fields map[string]string) answer {
-	return c.call(inst, http.MethodPut, "/api/v1/org/update", token, fields, "")
+func (c *client) update(inst int, token string, u apiclient.OrgUpdate) answer {
+	return c.call(inst, apiclient.UpdateOrg(token, u))
 }
 
 func (c *client) remove(inst int, token, name string) answer {
-	return c.call(inst, http.MethodDelete, "/api/v1/org/delete?organization_name="+url.QueryEscape(name), token, nil, "")
+	return c.call(inst, apiclient.DeleteOrg(token, name))
 }
 
 func (c *client) addMember(inst int, token, email, role string) answer {
-	return c.call(inst, http.MethodPost, "/api/v1/org/members", token,
-		map[string]string{"email": email, "password": "password-1", "role": role}, "")
+	return c.call(inst, apiclient.AddMember(token, email, password, role))
 }
 
 func (c *client) removeMember(inst int, token, id string) answer {
-	return c.call(inst, http.MethodDelete, "/api/v1/org/members/"+url.PathEscape(id), token, nil, "")
+	return c.call(inst, apiclient.RemoveMember(token, id))
 }
 
 // probe asks instance inst whether it accepts token, changing nothing: a
 // delete without the organization_name parameter is authenticated first
 // (401 when the token is refused) and then refused as a bad request (400).
 func (c *client) probe(inst int, token string) answer {
-	return c.call(inst, http.MethodDelete, "/api/v1/org/delete", token, nil, "")
+	return c.call(inst, apiclient.Request{Method: http.MethodDelete, Path: "/api/v1/org/delete", Token: token})
 }
 
 // expect reports an error unless a's status is one of want.
 func (c *client) expect(what string, a answer, want ...int) bool {
 	c.t.Helper()
-	if slices.Contains(want, a.status) {
+	if slices.Contains(want, a.Status) {
 		return true
 	}
 	c.t.Errorf("%s: got %s, want status %v", what, a, want)
 	return false
 }
 
-// orgJSON is an Organization answer.
-type orgJSON struct {
-	ID         string    `json:"id"`
-	Name       string    `json:"organization_name"`
-	Collection string    `json:"collection_name"`
-	Email      string    `json:"admin_email"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
-}
-
-func decodeOrg(a answer) (orgJSON, error) {
-	var o orgJSON
-	err := json.Unmarshal(a.body, &o)
+func decodeOrg(a answer) (apiclient.Organization, error) {
+	var o apiclient.Organization
+	err := a.JSON(&o)
 	return o, err
 }
 
 func accessToken(a answer) string {
-	var v struct {
-		AccessToken string `json:"access_token"`
-	}
-	_ = json.Unmarshal(a.body, &v)
+	var v apiclient.Token
+	_ = a.JSON(&v)
 	return v.AccessToken
 }
 
@@ -242,7 +197,7 @@ func race(fns ...func() answer) []answer {
 func count(as []answer, statuses ...int) int {
 	n := 0
 	for _, a := range as {
-		if slices.Contains(statuses, a.status) {
+		if slices.Contains(statuses, a.Status) {
 			n++
 		}
 	}

@@ -29,6 +29,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgservice/orgservice/internal/mongostore"
+	"github.com/orgservice/orgservice/internal/procs"
 	"github.com/orgservice/orgservice/internal/proctest"
 )
 
@@ -54,7 +55,7 @@ type env struct {
 	c    *client
 	m    *model
 	db   *mongo.Database
-	svcs []*process
+	svcs []*procs.Process
 
 	mu  sync.Mutex
 	rng *mrand.Rand
@@ -89,40 +90,39 @@ func TestCluster(t *testing.T) {
 	t.Logf("seed %d (rerun with -args -seed=%d); staleness %s, margin %s", s, s, *staleness, *margin)
 
 	dir := t.TempDir()
-	svcBin := proctest.Build(t, "../..", dir, "./cmd/orgservice")
-	dbBin := proctest.Build(t, "../..", dir, "./cmd/embeddb")
-	dbProc, uri := startDatabase(t, dbBin, dir)
-	t.Cleanup(dbProc.stop)
+	svcBin := proctest.Build(t, "../..", "./cmd/orgservice", dir)
+	dbBin := proctest.Build(t, "../..", "./cmd/embeddb", dir)
+	_, uri := proctest.StartDatabase(t, dbBin, dir)
 	mc, err := mongostore.Connect(uri, 30*time.Second)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = mc.Disconnect(context.Background()) })
 
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
-	var svcs []*process
+	var svcs []*procs.Process
 	var bases []string
 	for i := range instances {
 		addr := proctest.FreeAddr(t)
 		name := "svc-" + strconv.Itoa(i)
 		env := serviceEnv(uri, hex.EncodeToString(secret), addr, filepath.Join(dir, name+"-data"), *staleness)
-		svcs = append(svcs, startProcess(t, name, svcBin, dir, nil, env, nil))
+		svcs = append(svcs, proctest.Start(t, name, svcBin, dir, nil, env))
 		bases = append(bases, "http://"+addr)
 	}
 	t.Cleanup(func() {
 		var wg sync.WaitGroup
 		for _, p := range svcs {
 			wg.Add(1)
-			go func() { defer wg.Done(); p.stop() }()
+			go func() { defer wg.Done(); p.Stop() }()
 		}
 		wg.Wait()
 		if t.Failed() {
 			for _, p := range svcs {
-				t.Logf("last lines of %s:\n%s", p.log, p.tail(40))
+				t.Logf("last lines of %s:\n%s", p.Log, p.Tail(40))
 			}
 		}
 	})
 	for i, p := range svcs { // all three start at once, as a deployment would
-		waitReady(t, p, bases[i])
+		proctest.WaitReady(t, p, bases[i], 60*time.Second)
 	}
 
 	e := &env{t: t, c: newClient(t, bases), m: newModel(), db: mc.Database(dbName), svcs: svcs,
@@ -146,7 +146,7 @@ func TestCluster(t *testing.T) {
 	t.Run("audit log", e.auditLog)
 	t.Run("instances agree", e.agree)
 	for _, p := range svcs {
-		require.False(t, p.exited(), "%s exited during the test", p.name)
+		require.False(t, p.Exited(), "%s exited during the test", p.Name)
 	}
 	t.Logf("requests by route and status: %s", e.c.stats())
 }
@@ -208,7 +208,7 @@ func (e *env) createOne(inst int, name, email string) (orgModel, bool) {
 // record adds the organization a 201 answered to the model.
 func (e *env) record(a answer, name, email string) (orgModel, bool) {
 	o, err := decodeOrg(a)
-	if err != nil || o.ID == "" || o.Name != name || o.Collection != "org_"+slug(name) || o.Email != email {
+	if err != nil || o.ID == "" || o.Name != name || o.CollectionName != "org_"+slug(name) || o.AdminEmail != email {
 		e.t.Errorf("create %q answered %s", name, a)
 		return orgModel{}, false
 	}
@@ -230,7 +230,7 @@ func (e *env) createRace(what string, names, emails []string) {
 		e.t.Errorf("%s: want exactly one 201 and %d 409s, got %v", what, len(as)-1, as)
 	}
 	for i, a := range as {
-		if a.status == http.StatusCreated {
+		if a.Status == http.StatusCreated {
 			e.record(a, names[i], emails[i])
 		}
 	}
@@ -264,4 +264,30 @@ func (e *env) mixable() []orgModel {
 		out = append(out, o)
 	}
 	return out
+}
+
+// serviceEnv is the configuration every instance shares; addr and dataDir
+// are its own.
+func serviceEnv(mongoURL, secret, addr, dataDir string, staleness time.Duration) []string {
+	return []string{
+		"MONGO_URL=" + mongoURL,
+		"MONGO_DB_NAME=" + dbName,
+		"SECRET_KEY=" + secret,
+		"HTTP_ADDR=" + addr,
+		"DATA_DIR=" + dataDir,
+		// Read by the directory and the shared rate-limit store once they
+		// exist; ignored by a service that does not know them.
+		"DIRECTORY_STALENESS=" + staleness.String(),
+		"RATE_LIMIT_STORE=database",
+		"BCRYPT_COST=4",
+		"LEASE_TTL=" + leaseTTL.String(),
+		fmt.Sprintf("LOGIN_RATE_PER_MIN=%d", loginLimit),
+		"WRITE_RATE_PER_MIN=0",
+		// The test is the only client, on loopback: it names each logical
+		// client by X-Forwarded-For, so that the per-IP login limit counts
+		// clients, not the one test process.
+		"TRUSTED_PROXIES=127.0.0.1/32",
+		"LOG_FORMAT=text",
+		"LOG_LEVEL=info",
+	}
 }

@@ -69,7 +69,7 @@ func (e *env) checkLimits(t *testing.T, r limitResult) {
 			"%s: %d logins got through %d instances, want exactly %d (the instances must share one count: RATE_LIMIT_STORE=database)",
 			c.what, through, instances, loginLimit)
 		for _, a := range c.as {
-			if a.status == http.StatusTooManyRequests && a.header.Get("Retry-After") == "" {
+			if a.Status == http.StatusTooManyRequests && a.Header.Get("Retry-After") == "" {
 				t.Errorf("%s: a 429 without Retry-After: %s", c.what, a)
 				break
 			}

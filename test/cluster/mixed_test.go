@@ -3,12 +3,13 @@
 package cluster
 
 import (
-	"encoding/json"
 	"fmt"
 	mrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"sync"
+
+	"github.com/orgservice/orgservice/internal/apiclient"
 )
 
 // mixedPhase sends creates, renames (some racing for one name), deletes,
@@ -48,10 +49,8 @@ func (e *env) mixedPhase() {
 			i := e.inst()
 			e.m.useName(name)
 			as := race(
-				func() answer { return e.c.update(i, pair[0].token, map[string]string{"organization_name": name}) },
-				func() answer {
-					return e.c.update((i+1)%instances, pair[1].token, map[string]string{"organization_name": name})
-				},
+				func() answer { return e.c.update(i, pair[0].token, apiclient.OrgUpdate{Name: name}) },
+				func() answer { return e.c.update((i+1)%instances, pair[1].token, apiclient.OrgUpdate{Name: name}) },
 			)
 			e.settleRace("rename race for "+name, as, []string{pair[0].id, pair[1].id}, name)
 		})
@@ -62,10 +61,10 @@ func (e *env) mixedPhase() {
 			e.m.useName(name)
 			as := race(
 				func() answer { return e.c.create(0, name, email, password) },
-				func() answer { return e.c.update(1, pair[0].token, map[string]string{"organization_name": name}) },
-				func() answer { return e.c.update(2, pair[1].token, map[string]string{"organization_name": name}) },
+				func() answer { return e.c.update(1, pair[0].token, apiclient.OrgUpdate{Name: name}) },
+				func() answer { return e.c.update(2, pair[1].token, apiclient.OrgUpdate{Name: name}) },
 			)
-			if as[0].status == http.StatusCreated {
+			if as[0].Status == http.StatusCreated {
 				e.record(as[0], name, email)
 			}
 			e.settleRace("create-and-renames race for "+name, as, []string{"", pair[0].id, pair[1].id}, name)
@@ -83,7 +82,7 @@ func (e *env) mixedPhase() {
 	for k, o := range take(3) {
 		add(func() {
 			inst, email := e.inst(), fmt.Sprintf("changed%02d@cluster.test", k)
-			a := e.c.update(inst, o.token, map[string]string{"email": email})
+			a := e.c.update(inst, o.token, apiclient.OrgUpdate{Email: email})
 			if e.c.expect(fmt.Sprintf("email change of %q on instance %d", o.name, inst), a, http.StatusOK) {
 				e.m.update(o.id, func(m *orgModel) { m.email, m.revoked = email, true; m.committed["credentials.changed"]++ })
 			}
@@ -92,7 +91,7 @@ func (e *env) mixedPhase() {
 	for _, o := range take(3) {
 		add(func() {
 			inst, pw := e.inst(), "changed-"+password
-			a := e.c.update(inst, o.token, map[string]string{"password": pw})
+			a := e.c.update(inst, o.token, apiclient.OrgUpdate{Password: pw})
 			if e.c.expect(fmt.Sprintf("password change of %q on instance %d", o.name, inst), a, http.StatusOK) {
 				e.m.update(o.id, func(m *orgModel) { m.password, m.revoked = pw, true; m.committed["credentials.changed"]++ })
 			}
@@ -132,11 +131,11 @@ func (e *env) mixedPhase() {
 // rename renames o on instance inst and records the result.
 func (e *env) rename(inst int, o orgModel, name string, want int) bool {
 	e.m.useName(name)
-	a := e.c.update(inst, o.token, map[string]string{"organization_name": name})
+	a := e.c.update(inst, o.token, apiclient.OrgUpdate{Name: name})
 	if !e.c.expect(fmt.Sprintf("rename %q to %q on instance %d", o.name, name, inst), a, want) {
 		return false
 	}
-	if got, err := decodeOrg(a); err != nil || got.ID != o.id || got.Name != name || got.Collection != "org_"+slug(name) {
+	if got, err := decodeOrg(a); err != nil || got.ID != o.id || got.Name != name || got.CollectionName != "org_"+slug(name) {
 		e.t.Errorf("rename %q to %q answered %s", o.name, name, a)
 		return false
 	}
@@ -156,10 +155,8 @@ func (e *env) memberChurn(o orgModel, k int, remove bool) {
 	if !remove {
 		return
 	}
-	var m struct {
-		ID string `json:"id"`
-	}
-	_ = json.Unmarshal(a.body, &m)
+	var m apiclient.Member
+	_ = a.JSON(&m)
 	inst = (inst + 1) % instances
 	a = e.c.removeMember(inst, o.token, m.ID)
 	if e.c.expect(fmt.Sprintf("remove member %s of %q on instance %d", email, o.name, inst), a, http.StatusNoContent) {
@@ -179,7 +176,7 @@ func (e *env) settleRace(what string, as []answer, ids []string, name string) {
 		e.t.Errorf("%s: want exactly one success and %d 409s, got %v", what, len(as)-1, as)
 	}
 	for i, a := range as {
-		if a.status == http.StatusOK && ids[i] != "" {
+		if a.Status == http.StatusOK && ids[i] != "" {
 			e.m.update(ids[i], func(m *orgModel) { m.name = name; m.committed["org.renamed"]++ })
 		}
 	}
@@ -204,9 +201,9 @@ func (e *env) getStream(stop <-chan struct{}, seed uint64) []string {
 		if !e.c.expect(fmt.Sprintf("GET %q on instance %d during the traffic", name, inst), a, http.StatusOK, http.StatusNotFound) {
 			continue
 		}
-		if a.status == http.StatusOK {
+		if a.Status == http.StatusOK {
 			o, err := decodeOrg(a)
-			if err != nil || slug(o.Name) != name || o.Collection != "org_"+name {
+			if err != nil || slug(o.Name) != name || o.CollectionName != "org_"+name {
 				e.t.Errorf("GET %q on instance %d answered %s", name, inst, a)
 			}
 			ids[o.ID] = true

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
+
+	"github.com/orgservice/orgservice/internal/apiclient"
 )
 
 // revocation changes a password, an email and deletes an organization, each
@@ -39,12 +41,12 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 		}
 	}
 	login := e.c.login(a, o.email, o.password)
-	if !assert.Equal(t, http.StatusOK, login.status, "%s: login on instance %d: %s", kind, a, login) {
+	if !assert.Equal(t, http.StatusOK, login.Status, "%s: login on instance %d: %s", kind, a, login) {
 		return
 	}
 	token := accessToken(login)
 	for i := range instances { // the precondition: the token works everywhere
-		if p := e.c.probe(i, token); !assert.Equal(t, http.StatusBadRequest, p.status,
+		if p := e.c.probe(i, token); !assert.Equal(t, http.StatusBadRequest, p.Status,
 			"%s: the fresh token on instance %d (400: accepted, then refused for want of a name): %s", kind, i, p) {
 			return
 		}
@@ -54,14 +56,14 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 	newEmail, newPassword := "moved-"+o.email, "changed-"+o.password
 	switch kind {
 	case "password change":
-		change = e.c.update(a, token, map[string]string{"password": newPassword})
+		change = e.c.update(a, token, apiclient.OrgUpdate{Password: newPassword})
 	case "email change":
-		change = e.c.update(a, token, map[string]string{"email": newEmail})
+		change = e.c.update(a, token, apiclient.OrgUpdate{Email: newEmail})
 	case "delete":
 		change = e.c.remove(a, token, o.name)
 	}
 	done := time.Now()
-	if !assert.Contains(t, []int{http.StatusOK, http.StatusNoContent}, change.status, "%s on instance %d: %s", kind, a, change) {
+	if !assert.Contains(t, []int{http.StatusOK, http.StatusNoContent}, change.Status, "%s on instance %d: %s", kind, a, change) {
 		return
 	}
 	e.m.update(o.id, func(m *orgModel) {
@@ -78,7 +80,7 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 		}
 	})
 	p := e.c.probe(a, token)
-	assert.Equal(t, http.StatusUnauthorized, p.status, "%s: instance %d, which made it, must refuse the old token at once: %s", kind, a, p)
+	assert.Equal(t, http.StatusUnauthorized, p.Status, "%s: instance %d, which made it, must refuse the old token at once: %s", kind, a, p)
 
 	var wg sync.WaitGroup
 	for _, b := range others {
@@ -117,7 +119,7 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 		for _, i := range others {
 			e.wantLogin(t, i, o.email, o.password, http.StatusUnauthorized, "a deleted organization's admin")
 			g := e.c.get(i, o.name)
-			assert.Equal(t, http.StatusNotFound, g.status, "GET of deleted %q on instance %d: %s", o.name, i, g)
+			assert.Equal(t, http.StatusNotFound, g.Status, "GET of deleted %q on instance %d: %s", o.name, i, g)
 		}
 	}
 }
@@ -128,17 +130,17 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 func (e *env) refusedAfter(t *testing.T, inst int, token string, since time.Time, limit time.Duration) (time.Duration, bool) {
 	for time.Since(since) < limit {
 		p := e.c.probe(inst, token)
-		if p.status == http.StatusUnauthorized {
+		if p.Status == http.StatusUnauthorized {
 			after := time.Since(since)
 			for range 3 {
 				time.Sleep(50 * time.Millisecond)
-				if p := e.c.probe(inst, token); p.status != http.StatusUnauthorized {
+				if p := e.c.probe(inst, token); p.Status != http.StatusUnauthorized {
 					t.Errorf("instance %d refused a revoked token, then answered %s", inst, p)
 				}
 			}
 			return after, true
 		}
-		if p.status != http.StatusBadRequest {
+		if p.Status != http.StatusBadRequest {
 			t.Errorf("probe of a token on instance %d: %s (want 400 while accepted, 401 once refused)", inst, p)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -148,5 +150,5 @@ func (e *env) refusedAfter(t *testing.T, inst int, token string, since time.Time
 
 func (e *env) wantLogin(t *testing.T, inst int, email, password string, want int, what string) {
 	a := e.c.login(inst, email, password)
-	assert.Equal(t, want, a.status, "login with %s (%s) on instance %d: %s", what, email, inst, a)
+	assert.Equal(t, want, a.Status, "login with %s (%s) on instance %d: %s", what, email, inst, a)
 }

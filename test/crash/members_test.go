@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/orgservice/orgservice/internal/apiclient"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -54,17 +55,13 @@ func TestSIGKILLDuringDeletesAndMemberChanges(t *testing.T) {
 	}
 	var extra string
 	timed("add", func() { extra = r.addMember(led, team, "extra@team.test", "member") })
-	timed("role", func() {
-		r.do(http.MethodPatch, "/api/v1/org/members/"+extra, team.token, `{"role":"admin"}`, http.StatusOK)
-	})
+	timed("role", func() { r.do(apiclient.SetRole(team.token, extra, "admin"), http.StatusOK) })
 	led.add(team.id, "member.role_changed", extra, "from", "member", "to", "admin")
-	timed("remove", func() { r.do(http.MethodDelete, "/api/v1/org/members/"+extra, team.token, "", http.StatusNoContent) })
+	timed("remove", func() { r.do(apiclient.RemoveMember(team.token, extra), http.StatusNoContent) })
 	led.add(team.id, "member.removed", extra, "role", "admin")
 	freed = append(freed, account{email: "extra@team.test"})
 	d := r.doomedOrg(led, 0)
-	timed("delete", func() {
-		r.do(http.MethodDelete, "/api/v1/org/delete?organization_name=Doomed+0", d.token, "", http.StatusNoContent)
-	})
+	timed("delete", func() { r.do(apiclient.DeleteOrg(d.token, d.name), http.StatusNoContent) })
 	led.add(d.id, "org.deleted", d.id, "slug", org.Slug(d.name))
 	doomed, freed = append(doomed, d), append(freed, d.frees()...)
 	require.Nil(t, readOrg(t, r.db, d.id), "a deleted organization's metadata")
@@ -99,15 +96,15 @@ func TestSIGKILLDuringDeletesAndMemberChanges(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			time.Sleep(kill - uD)
-			dStatus, _ = call(t, http.MethodDelete, r.base+"/api/v1/org/delete?organization_name="+strings.ReplaceAll(d.name, " ", "+"), d.token, "")
+			dStatus, _ = r.call(apiclient.DeleteOrg(d.token, d.name))
 		}()
 		go func() {
 			defer wg.Done()
 			time.Sleep(kill - uO)
-			oStatus = op.send(t, r.base, team.token)
+			oStatus = op.send(r, team.token)
 		}()
 		time.Sleep(kill)
-		r.svc.kill()
+		r.svc.Kill()
 		lastKill = time.Now()
 		wg.Wait()
 
@@ -145,7 +142,7 @@ func TestSIGKILLDuringDeletesAndMemberChanges(t *testing.T) {
 		require.Equal(t, committed, readOrg(t, r.db, d.id) == nil, "round %d: the delete stopped at %q", round, deleteStages[dStage])
 		if !committed {
 			require.True(t, led.checkAudit(t, r.db, d.id), "round %d: no org.deleted for a delete that never began", round)
-			r.do(http.MethodDelete, "/api/v1/org/delete?organization_name="+strings.ReplaceAll(d.name, " ", "+"), d.token, "", http.StatusNoContent)
+			r.do(apiclient.DeleteOrg(d.token, d.name), http.StatusNoContent)
 			require.Nil(t, readOrg(t, r.db, d.id), "round %d: metadata after the retried delete", round)
 		}
 		led.add(d.id, "org.deleted", d.id, "slug", org.Slug(d.name))
@@ -171,8 +168,7 @@ func TestSIGKILLDuringDeletesAndMemberChanges(t *testing.T) {
 		if name == "" {
 			name = fmt.Sprintf("Proof %d", i)
 		}
-		body := r.do(http.MethodPost, "/api/v1/org/create", "",
-			fmt.Sprintf(`{"organization_name":%q,"email":%q,"password":"password-1"}`, name, f.email), http.StatusCreated)
+		body := r.do(apiclient.CreateOrg(name, f.email, password), http.StatusCreated)
 		led.add(str(body["id"]), "org.created", str(body["id"]), "slug", org.Slug(name))
 	}
 	checkStore(t, r.db, true)
@@ -209,11 +205,10 @@ func (a account) frees() []account {
 // createOrg creates an organization and logs its owner in.
 func (r *rig) createOrg(led ledger, name, email string) account {
 	r.t.Helper()
-	body := r.do(http.MethodPost, "/api/v1/org/create", "",
-		fmt.Sprintf(`{"organization_name":%q,"email":%q,"password":"password-1"}`, name, email), http.StatusCreated)
+	body := r.do(apiclient.CreateOrg(name, email, password), http.StatusCreated)
 	a := account{id: str(body["id"]), name: name, email: email}
 	led.add(a.id, "org.created", a.id, "slug", org.Slug(name))
-	body = r.do(http.MethodPost, "/api/v1/admin/login", "", fmt.Sprintf(`{"email":%q,"password":"password-1"}`, email), http.StatusOK)
+	body = r.do(apiclient.Login(email, password), http.StatusOK)
 	a.token = str(body["access_token"])
 	return a
 }
@@ -221,8 +216,7 @@ func (r *rig) createOrg(led ledger, name, email string) account {
 // addMember adds a member as the owner of a, as a client would.
 func (r *rig) addMember(led ledger, a account, email, role string) string {
 	r.t.Helper()
-	m := r.do(http.MethodPost, "/api/v1/org/members", a.token,
-		fmt.Sprintf(`{"email":%q,"password":"password-1","role":%q}`, email, role), http.StatusCreated)
+	m := r.do(apiclient.AddMember(a.token, email, password, role), http.StatusCreated)
 	led.add(a.id, "member.added", str(m["id"]), "role", role)
 	return str(m["id"])
 }
@@ -238,7 +232,7 @@ func (r *rig) doomedOrg(led ledger, k int) account {
 		a.members = append(a.members, email)
 	}
 	for i := range 3 {
-		r.do(http.MethodPost, "/api/v1/org/documents", a.token, fmt.Sprintf(`{"id":"d%d","n":%d}`, i, i), http.StatusCreated)
+		r.do(apiclient.CreateDocument(a.token, fmt.Appendf(nil, `{"id":"d%d","n":%d}`, i, i)), http.StatusCreated)
 	}
 	return a
 }
@@ -321,16 +315,15 @@ func pickOp(rng *rand.Rand, team *metaDoc, actor string, round int) memberOp {
 	return op
 }
 
-func (op memberOp) send(t *testing.T, base, token string) int {
+func (op memberOp) send(r *rig, token string) int {
 	var status int
 	switch op.kind {
 	case "add":
-		status, _ = call(t, http.MethodPost, base+"/api/v1/org/members", token,
-			fmt.Sprintf(`{"email":%q,"password":"password-1","role":%q}`, op.email, op.role))
+		status, _ = r.call(apiclient.AddMember(token, op.email, password, op.role))
 	case "role":
-		status, _ = call(t, http.MethodPatch, base+"/api/v1/org/members/"+op.id, token, fmt.Sprintf(`{"role":%q}`, op.to))
+		status, _ = r.call(apiclient.SetRole(token, op.id, op.to))
 	case "remove":
-		status, _ = call(t, http.MethodDelete, base+"/api/v1/org/members/"+op.id, token, "")
+		status, _ = r.call(apiclient.RemoveMember(token, op.id))
 	}
 	return status
 }

@@ -7,13 +7,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/orgservice/orgservice/internal/apiclient"
 )
 
 // TestSIGKILLDuringRenames kills the service at random moments of copy
@@ -22,19 +23,17 @@ import (
 func TestSIGKILLDuringRenames(t *testing.T) {
 	rng := newRand(t)
 	r := newRig(t)
-	base, db := r.base, r.db
+	db := r.db
 	led := ledger{}
 
-	body := r.do(http.MethodPost, "/api/v1/org/create", "",
-		`{"organization_name":"Crash Test 0","email":"crash@example.com","password":"password-1"}`, http.StatusCreated)
+	body := r.do(apiclient.CreateOrg("Crash Test 0", "crash@example.com", password), http.StatusCreated)
 	orgID := str(body["id"])
 	led.add(orgID, "org.created", orgID, "slug", "crash_test_0")
-	body = r.do(http.MethodPost, "/api/v1/admin/login", "", `{"email":"crash@example.com","password":"password-1"}`, http.StatusOK)
+	body = r.do(apiclient.Login("crash@example.com", password), http.StatusOK)
 	token := str(body["access_token"])
 	// Members whose emails the renames must keep claimed, as a client adds them.
 	for _, role := range []string{"admin", "member", "owner"} {
-		m := r.do(http.MethodPost, "/api/v1/org/members", token,
-			fmt.Sprintf(`{"email":"crash-%s@example.com","password":"password-1","role":%q}`, role, role), http.StatusCreated)
+		m := r.do(apiclient.AddMember(token, fmt.Sprintf("crash-%s@example.com", role), password, role), http.StatusCreated)
 		led.add(orgID, "member.added", str(m["id"]), "role", role)
 	}
 
@@ -43,13 +42,13 @@ func TestSIGKILLDuringRenames(t *testing.T) {
 	t.Logf("seeded %d documents in %s", *docs, time.Since(start).Round(time.Millisecond))
 	api := newAPIDocs()
 	for i := range 200 {
-		api.post(t, base, token, fmt.Sprintf("before-%03d", i))
+		api.post(r, token, fmt.Sprintf("before-%03d", i))
 	}
 	require.Len(t, api.confirmed, 200, "documents written through the API")
 
 	// A rename that runs to the end gives the scale for choosing kill moments.
 	start = time.Now()
-	status, body := call(t, http.MethodPut, base+"/api/v1/org/update", token, `{"organization_name":"Crash Test 1"}`)
+	status, body := r.call(apiclient.UpdateOrg(token, apiclient.OrgUpdate{Name: "Crash Test 1"}))
 	require.Equal(t, http.StatusOK, status, "%v", body)
 	full := time.Since(start)
 	t.Logf("an uninterrupted copy rename of %d documents takes %s", *docs, full.Round(time.Millisecond))
@@ -72,15 +71,15 @@ func TestSIGKILLDuringRenames(t *testing.T) {
 					return
 				default:
 				}
-				api.post(t, base, token, fmt.Sprintf("round%d-%05d", round, i))
+				api.post(r, token, fmt.Sprintf("round%d-%05d", round, i))
 				time.Sleep(20 * time.Millisecond)
 			}
 		}()
 		time.Sleep(200 * time.Millisecond) // some land before the rename starts, some race it
-		go call(t, http.MethodPut, base+"/api/v1/org/update", token, fmt.Sprintf(`{"organization_name":"Crash Test %d"}`, next))
+		go r.call(apiclient.UpdateOrg(token, apiclient.OrgUpdate{Name: fmt.Sprintf("Crash Test %d", next)}))
 		after := time.Duration(rng.Int64N(int64(full)))
 		time.Sleep(after)
-		r.svc.kill()
+		r.svc.Kill()
 		close(stopWriters)
 		<-writersDone
 		t.Logf("round %d: killed %s into the rename to crash_test_%d", round, after.Round(time.Millisecond), next)
@@ -156,13 +155,13 @@ func checkInvariants(t *testing.T, r *rig, orgID, slug string, n int, api *apiDo
 	// A write whose answer a kill cut off may or may not have happened.
 	require.GreaterOrEqual(t, count, int64(n+len(api.confirmed)), "document count")
 	require.LessOrEqual(t, count, int64(n+len(api.confirmed)+len(api.unanswered)), "document count")
-	api.check(t, r.base, token)
+	api.check(t, r, token)
 	// _id is unique in a collection, so n documents with _ids in [0, n) are each of them exactly once.
 	inRange, err := coll.CountDocuments(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gte", Value: 0}, {Key: "$lt", Value: n}}}})
 	require.NoError(t, err)
 	require.EqualValues(t, n, inRange, "every seeded _id")
 
-	status, body := call(t, http.MethodGet, r.base+"/api/v1/org/get?organization_name="+strings.ReplaceAll(meta.Name, " ", "+"), "", "")
+	status, body := r.call(apiclient.GetOrg(meta.Name))
 	require.Equal(t, http.StatusOK, status, "%v", body)
 }
 
@@ -178,9 +177,9 @@ func newAPIDocs() *apiDocs {
 }
 
 // post writes one document; refusals while a rename is pending (409) are expected.
-func (a *apiDocs) post(t *testing.T, base, token, id string) {
+func (a *apiDocs) post(r *rig, token, id string) {
 	body := fmt.Sprintf(`{"id":%q,"n":%d,"s":"survives every crash"}`, id, len(id))
-	status, resp := call(t, http.MethodPost, base+"/api/v1/org/documents", token, body)
+	status, resp := r.call(apiclient.CreateDocument(token, []byte(body)))
 	switch status {
 	case http.StatusCreated:
 		a.confirmed[id] = body
@@ -188,15 +187,15 @@ func (a *apiDocs) post(t *testing.T, base, token, id string) {
 		a.unanswered[id] = true
 	case http.StatusConflict, http.StatusServiceUnavailable:
 	default:
-		t.Errorf("write %s: %d %v", id, status, resp)
+		r.t.Errorf("write %s: %d %v", id, status, resp)
 	}
 }
 
 // check reads every confirmed document back through the API.
-func (a *apiDocs) check(t *testing.T, base, token string) {
+func (a *apiDocs) check(t *testing.T, r *rig, token string) {
 	t.Helper()
 	for id, body := range a.confirmed {
-		status, got := call(t, http.MethodGet, base+"/api/v1/org/documents/"+id, token, "")
+		status, got := r.call(apiclient.GetDocument(token, id))
 		require.Equal(t, http.StatusOK, status, "document %s, answered 201, must be readable: %v", id, got)
 		var want map[string]any
 		require.NoError(t, json.Unmarshal([]byte(body), &want))

@@ -1,4 +1,4 @@
-package main
+package procs
 
 import (
 	"os"
@@ -20,11 +20,11 @@ func TestCPUTime(t *testing.T) {
 	pid := os.Getpid()
 	stat, err := statCPU(pid)
 	require.NoError(t, err)
-	got, err := cpuTime(pid)
+	got, err := CPUTime(pid)
 	require.NoError(t, err)
 	assert.Greater(t, got, 100*time.Millisecond)
 	assert.InDelta(t, float64(stat), float64(got), float64(50*time.Millisecond))
-	peak, err := peakRSS(pid)
+	peak, err := PeakRSS(pid)
 	require.NoError(t, err)
 	assert.Positive(t, peak)
 }
