@@ -57,7 +57,7 @@ func (c *client) call(inst int, r apiclient.Request) answer {
 		a = answer{Body: []byte(err.Error())}
 	}
 	route, _, _ := strings.Cut(r.Path, "?")
-	if strings.HasPrefix(route, "/api/v1/org/members/") {
+	if strings.HasPrefix(route, "/api/v1/org/members/") && route != "/api/v1/org/members/me/sessions" {
 		route = "/api/v1/org/members/{id}"
 	}
 	c.mu.Lock()
@@ -98,6 +98,23 @@ func (c *client) create(inst int, name, email, password string) answer {
 
 func (c *client) get(inst int, name string) answer {
 	return c.call(inst, apiclient.GetOrg(name))
+}
+
+// getAs is get with token: a token of the organization sees all of it.
+func (c *client) getAs(inst int, name, token string) answer {
+	r := apiclient.GetOrg(name)
+	r.Token = token
+	return c.call(inst, r)
+}
+
+// refresh renews a session with its refresh token, from a client address
+// of its own (refreshes count with the writes, which are unlimited here).
+func (c *client) refresh(inst int, refreshToken string) answer {
+	return c.call(inst, apiclient.Refresh(refreshToken).With("X-Forwarded-For", c.nextIP()))
+}
+
+func (c *client) logout(inst int, token string) answer {
+	return c.call(inst, apiclient.Logout(token))
 }
 
 // login logs in from a client address of its own.
@@ -153,6 +170,12 @@ func accessToken(a answer) string {
 	var v apiclient.Token
 	_ = a.JSON(&v)
 	return v.AccessToken
+}
+
+func refreshToken(a answer) string {
+	var v apiclient.Token
+	_ = a.JSON(&v)
+	return v.RefreshToken
 }
 
 // parallel runs tasks on workers goroutines and waits for them all.
