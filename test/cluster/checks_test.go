@@ -178,12 +178,11 @@ func (e *env) agree(t *testing.T) {
 		if o.deleted {
 			continue
 		}
-		a := e.c.login(e.inst(), o.email, o.password)
-		if a.Status == http.StatusTooManyRequests { // the limit burst's email: its window is spent
-			time.Sleep(time.Until(time.Now().Truncate(time.Minute).Add(time.Minute + 200*time.Millisecond)))
-			a = e.c.login(e.inst(), o.email, o.password)
+		if o.id == e.limitOrg.id { // its email's window is spent by the burst, whose logins got tokens
+			owners[o.id] = e.limitToken
+			continue
 		}
-		if a.Status == http.StatusOK {
+		if a := e.c.login(e.inst(), o.email, o.password); a.Status == http.StatusOK {
 			owners[o.id] = accessToken(a)
 		}
 	}

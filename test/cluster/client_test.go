@@ -127,8 +127,10 @@ func (c *client) loginFrom(inst int, email, password, ip string) answer {
 	return c.call(inst, apiclient.Login(email, password).With("X-Forwarded-For", ip))
 }
 
+// update sends an update from a client address of its own: one carrying
+// current_password is a password attempt, limited per address like a login.
 func (c *client) update(inst int, token string, u apiclient.OrgUpdate) answer {
-	return c.call(inst, apiclient.UpdateOrg(token, u))
+	return c.call(inst, apiclient.UpdateOrg(token, u).With("X-Forwarded-For", c.nextIP()))
 }
 
 func (c *client) remove(inst int, token, name string) answer {

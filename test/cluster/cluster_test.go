@@ -65,6 +65,7 @@ type env struct {
 
 	// Organizations kept out of the mixed traffic, by role.
 	limitOrg                          orgModel // the email of the shared-limit burst
+	limitToken                        string   // a token one of the burst's logins got
 	lockoutOrg                        orgModel // the email tried from one address, its owner from another
 	revokePwd, revokeEmail, revokeDel orgModel
 	revokeLogout, revokeReuse         orgModel
@@ -143,6 +144,11 @@ func TestCluster(t *testing.T) {
 	go func() { limits <- e.limitBurst() }()
 	e.mixedPhase()
 	lr := <-limits
+	for _, a := range lr.email {
+		if a.Status == http.StatusOK {
+			e.limitToken = accessToken(a)
+		}
+	}
 	t.Logf("traffic done in %s", time.Since(began).Round(time.Millisecond))
 
 	t.Run("revocation", e.revocation)
