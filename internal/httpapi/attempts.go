@@ -54,7 +54,10 @@ func reauthAttempt(next http.Handler) http.Handler {
 	})
 }
 
-// passwordLimits runs the three password-attempt limits.
+// passwordLimits runs the three password-attempt limits, per address first:
+// an attempt it refuses never reaches, and never counts against, the
+// email's limits, so that one address cannot use up an account's budget
+// and lock its owner out elsewhere.
 func (s *Server) passwordLimits(next http.Handler) http.Handler {
 	return s.limits.loginIP(s.limits.loginEmailIP(s.limits.loginEmail(next)))
 }
