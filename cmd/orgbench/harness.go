@@ -172,6 +172,7 @@ func (h *harness) newTarget(ctx context.Context, name, dbName string, fresh bool
 		"BCRYPT_COST=4",
 		"MIGRATION_STRATEGY=auto",
 		"LOGIN_RATE_PER_MIN=0",
+		"LOGIN_EMAIL_RATE_PER_MIN=0",
 		"WRITE_RATE_PER_MIN=0",
 		"LOG_LEVEL=" + h.cfg.ServiceLogLevel,
 		"LOG_FORMAT=json",

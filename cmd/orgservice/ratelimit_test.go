@@ -79,7 +79,7 @@ func TestRateLimitsSharedByDefaultWithMongoURL(t *testing.T) {
 	defer func() { _ = c.Disconnect(context.Background()) }()
 	n, err := c.Database("shared").Collection(mongostore.RateLimitsCollection).CountDocuments(context.Background(), bson.D{})
 	require.NoError(t, err)
-	assert.EqualValues(t, 2, n, "one slot per IP and one per email, in the shared database")
+	assert.EqualValues(t, 3, n, "one slot per IP, one per email and IP, one per email, in the shared database")
 
 	cancel()
 	for _, done := range stopped {

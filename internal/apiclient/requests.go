@@ -57,10 +57,12 @@ func Login(email, password string) Request {
 }
 
 // OrgUpdate is what an update changes: the fields not empty.
+// CurrentPassword is required with Email or Password.
 type OrgUpdate struct {
-	Name     string `json:"organization_name,omitempty"`
-	Email    string `json:"email,omitempty"`
-	Password string `json:"password,omitempty"`
+	Name            string `json:"organization_name,omitempty"`
+	Email           string `json:"email,omitempty"`
+	Password        string `json:"password,omitempty"`
+	CurrentPassword string `json:"current_password,omitempty"`
 }
 
 // UpdateOrg renames the token's organization or changes its caller's email
@@ -89,6 +91,27 @@ func SetRole(token, id, role string) Request {
 // RemoveMember removes member id: 204.
 func RemoveMember(token, id string) Request {
 	return Request{Method: http.MethodDelete, Path: "/api/v1/org/members/" + url.PathEscape(id), Token: token}
+}
+
+// Refresh renews a session with its refresh token: 200 Token.
+func Refresh(refreshToken string) Request {
+	return Request{Method: http.MethodPost, Path: "/api/v1/admin/refresh",
+		Body: jsonBody(map[string]string{"refresh_token": refreshToken})}
+}
+
+// Logout ends the token's session: 204.
+func Logout(token string) Request {
+	return Request{Method: http.MethodPost, Path: "/api/v1/admin/logout", Token: token}
+}
+
+// Sessions lists the token's member's sessions: 200 SessionList.
+func Sessions(token string) Request {
+	return Request{Method: http.MethodGet, Path: "/api/v1/org/members/me/sessions", Token: token}
+}
+
+// EndSession ends session id of the token's member: 204.
+func EndSession(token, id string) Request {
+	return Request{Method: http.MethodDelete, Path: "/api/v1/org/members/me/sessions/" + url.PathEscape(id), Token: token}
 }
 
 // Me reads the token's own member: 200 Member.

@@ -7,10 +7,12 @@ import (
 
 // The answers' bodies, as api/openapi.yaml gives them.
 
-// Organization is an organization.
+// Organization is an organization; what anyone but its members gets has
+// no ID, AdminEmail, MemberCount nor UpdatedAt.
 type Organization struct {
 	ID             string    `json:"id"`
 	Name           string    `json:"organization_name"`
+	Slug           string    `json:"slug"`
 	CollectionName string    `json:"collection_name"`
 	AdminEmail     string    `json:"admin_email"`
 	MemberCount    int       `json:"member_count"`
@@ -18,11 +20,28 @@ type Organization struct {
 	UpdatedAt      time.Time `json:"updated_at"`
 }
 
-// Token is a login's answer.
+// Token is a login's or a refresh's answer.
 type Token struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int    `json:"expires_in"`
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+// Session is one of a member's sessions.
+type Session struct {
+	ID         string    `json:"id"`
+	CreatedAt  time.Time `json:"created_at"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	ClientIP   string    `json:"client_ip"`
+	UserAgent  string    `json:"user_agent"`
+	Current    bool      `json:"current"`
+}
+
+// SessionList is a member's sessions, newest first.
+type SessionList struct {
+	Items []Session `json:"items"`
 }
 
 // Member is a member of an organization.
@@ -74,8 +93,9 @@ type Event struct {
 		ID   string `json:"id"`
 		Name string `json:"name"`
 	} `json:"target"`
-	Details   map[string]string `json:"details"`
-	RequestID string            `json:"request_id"`
+	Details         map[string]string `json:"details"`
+	RequestID       string            `json:"request_id"`
+	ClientRequestID string            `json:"client_request_id,omitempty"`
 }
 
 // AuditPage is a page of the audit log, newest first; Next is nil on the

@@ -117,10 +117,13 @@ func New(cfg Config, dbs Databases, log *slog.Logger) (*App, error) {
 	stores := mongostore.Open(dbs.Main, cfg.CopyBatchSize)
 	reads := mongostore.Open(dbs.Directory, 0)
 	dir := directory.New(directory.Source{
-		Metadata: reads.Organizations, Changes: reads.Changes, Leases: reads.Leases,
+		Metadata: reads.Organizations, Changes: reads.Changes, Leases: reads.Leases, Sessions: reads.Sessions,
 	}, cfg.Directory, log)
 	mets := metrics.New(dir)
 	ledger := usage.New(stores.Usage, stores.Writers, usage.Config{WriterTTL: cfg.Documents.WriterTTL}, log)
+	// One hasher for every bcrypt computation, the organization service's
+	// and authentication's alike.
+	hasher := auth.Bcrypt{Cost: cfg.Auth.BcryptCost}
 	docs := document.NewService(document.Deps{
 		Store: stores.Documents, Versions: stores.Versions, Registrations: stores.Writers, Directory: dir, Quota: ledger,
 	}, cfg.Documents, log)
@@ -130,13 +133,18 @@ func New(cfg Config, dbs Databases, log *slog.Logger) (*App, error) {
 			Changes: stores.Changes, Tenants: stores.Tenants, Audit: stores.Audit,
 		},
 		Directory: dir,
-		Hasher:    auth.Bcrypt{Cost: cfg.Auth.BcryptCost},
+		Hasher:    hasher,
 		Writers:   docs,
 		Observer:  mets,
 		Usage:     ledger,
 		Counter:   docs,
 	}, cfg.Org, log)
-	authn, err := auth.NewService(orgs, orgs, cfg.Auth)
+	authn, err := auth.NewService(auth.Deps{
+		Orgs: orgs, Recorder: orgs, Hasher: hasher, Log: log,
+		Sessions: auth.Sessions{
+			Store: stores.Sessions, Uses: stores.RefreshUses, Ends: stores.SessionEnds, Log: stores.Changes, Ended: dir,
+		},
+	}, cfg.Auth)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +193,9 @@ func (a *App) Start(ctx context.Context) error {
 		a.log.Warn("members migration", slog.Any("error", err))
 	}
 	a.loops.Go(func() { a.orgs.RunReconciler(loops, a.cfg.ReconcileEvery, a.cfg.FullReconcileEvery) })
+	// Session ends a crash interrupted are finished as the reconciler
+	// settles operations, within ReconcileEvery.
+	a.loops.Go(func() { a.auth.RunJanitor(loops, a.cfg.ReconcileEvery) })
 	return nil
 }
 
@@ -213,6 +224,9 @@ func (a *App) untilReachable(ctx context.Context, step func(context.Context) err
 // operations were still running.
 func (a *App) Close(ctx context.Context) error {
 	err := a.orgs.Wait(ctx)
+	if aerr := a.auth.Wait(ctx); err == nil {
+		err = aerr // failed logins' events being written
+	}
 	a.mu.Lock()
 	stop := a.stop
 	a.mu.Unlock()

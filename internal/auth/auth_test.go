@@ -14,9 +14,12 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/dbtest"
 	"github.com/orgservice/orgservice/internal/errs"
+	"github.com/orgservice/orgservice/internal/mongostore"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
@@ -25,10 +28,10 @@ const (
 	issuer = "orgservice"
 )
 
-// directory is an in-memory auth.Directory. These are unit tests of token
+// directory is an in-memory auth.Orgs. These are unit tests of token
 // and credential logic, which only needs "find the organization by id or
 // email"; the HTTP tests in internal/httpapi cover the same paths against a
-// real database.
+// real database. Sessions are kept in a real database (see newFixture).
 type directory struct {
 	mu   sync.Mutex
 	orgs map[string]*org.Organization
@@ -89,20 +92,33 @@ func (d *directory) ByEmail(_ context.Context, email string) (*org.Organization,
 const password = "correct horse battery"
 
 type fixture struct {
-	dir *directory
-	rec *recorder
-	svc *auth.Service
-	org *org.Organization
+	dir      *directory
+	rec      *recorder
+	svc      *auth.Service
+	org      *org.Organization
+	db       *mongo.Database
+	stores   *mongostore.Stores
+	ended    *endedSet
+	sessions auth.Sessions
 }
 
-// recorder keeps the logins it is told of; err, when set, is what it fails with.
+// recorder keeps the logins and session ends it is told of; err, when set,
+// is what it fails with; hold, when set, is waited on by a failed login's.
 type recorder struct {
 	mu     sync.Mutex
 	logins []string // "<member id> ok" or "<member id> failed"
+	ends   []string // "<session id> <reason>"
 	err    error
+	hold   chan struct{}
 }
 
 func (r *recorder) RecordLogin(_ context.Context, _ *org.Organization, m *org.Member, ok bool) error {
+	r.mu.Lock()
+	hold := r.hold
+	r.mu.Unlock()
+	if hold != nil && !ok {
+		<-hold
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
@@ -120,6 +136,33 @@ func (r *recorder) RecordLoginFailure(_ context.Context, _ *org.Organization, m 
 	}
 	r.logins = append(r.logins, m.ID+" failed: "+reason)
 	return nil
+}
+
+func (r *recorder) RecordSessionEnd(_ context.Context, _ *org.Organization, _ *org.Member, id, reason string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ends = append(r.ends, id+" "+reason)
+	return nil
+}
+
+// endedSet is this instance's memory of ended sessions, as the directory
+// keeps it (the directory's own tests cover how ends reach it from others).
+type endedSet struct {
+	mu    sync.Mutex
+	until map[string]time.Time
+}
+
+func (e *endedSet) SessionEnded(id string) (bool, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	u, ok := e.until[id]
+	return ok && time.Now().Before(u), nil
+}
+
+func (e *endedSet) EndSession(s org.SessionEnd) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.until[s.SessionID] = s.Until
 }
 
 func (r *recorder) take() []string {
@@ -140,20 +183,40 @@ func newFixture(t *testing.T) *fixture {
 	}
 	dir := &directory{orgs: map[string]*org.Organization{}}
 	dir.put(o)
-	rec := &recorder{}
-	svc, err := auth.NewService(dir, rec, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4})
+	db := dbtest.New(t)
+	f := &fixture{dir: dir, rec: &recorder{}, org: o, db: db, stores: mongostore.Open(db, 0),
+		ended: &endedSet{until: map[string]time.Time{}}}
+	f.sessions = auth.Sessions{Store: f.stores.Sessions, Uses: f.stores.RefreshUses, Ends: f.stores.SessionEnds,
+		Log: f.stores.Changes, Ended: f.ended}
+	f.svc = f.service(t, dir, auth.Config{})
+	return f
+}
+
+// service is an auth.Service over orgs and f's sessions and recorder, with
+// cfg's TTL, RefreshTTL and Lag (the fixture's secret, issuer and cost).
+func (f *fixture) service(t *testing.T, orgs auth.Orgs, cfg auth.Config) *auth.Service {
+	t.Helper()
+	cfg.Secret, cfg.Issuer, cfg.BcryptCost = []byte(secret), issuer, 4
+	if cfg.TTL == 0 {
+		cfg.TTL = time.Hour
+	}
+	svc, err := auth.NewService(auth.Deps{Orgs: orgs, Recorder: f.rec, Sessions: f.sessions}, cfg)
 	require.NoError(t, err)
-	return &fixture{dir: dir, rec: rec, svc: svc, org: o}
+	return svc
 }
 
 // claims returns the claims a token of f's organization carries.
 func (f *fixture) claims() jwt.MapClaims {
 	now := time.Now()
 	return jwt.MapClaims{
-		"sub": f.org.AdminEmail, "org_name": f.org.Name, "org_id": f.org.ID, "ver": f.org.TokenVersion,
+		"sub": f.org.AdminEmail, "org_name": f.org.Name, "org_id": f.org.ID, "ver": f.org.TokenVersion, "sid": testSID,
 		"iss": issuer, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
 	}
 }
+
+// testSID is the session of hand-made tokens: no session of that id
+// exists, and a token is checked without reading sessions.
+const testSID = "0123456789abcdef0123456789abcdef"
 
 func sign(t *testing.T, m jwt.SigningMethod, key any, c jwt.MapClaims) string {
 	t.Helper()
@@ -183,6 +246,8 @@ func TestAuthenticate(t *testing.T) {
 	tok, err := f.svc.Login(context.Background(), "ADMIN@acme.com", password)
 	require.NoError(t, err)
 	valid := tok.AccessToken
+	const endedSID = "fedcba9876543210fedcba9876543210"
+	f.ended.EndSession(org.SessionEnd{SessionID: endedSID, Until: time.Now().Add(time.Hour)})
 
 	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	require.NoError(t, err)
@@ -231,6 +296,9 @@ func TestAuthenticate(t *testing.T) {
 		{"older version", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["ver"] = f.org.TokenVersion - 1 })), false},
 		{"newer version", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["ver"] = f.org.TokenVersion + 1 })), false},
 		{"missing version", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { delete(c, "ver") })), false},
+		{"missing session (issued before sessions)", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { delete(c, "sid") })), false},
+		{"ended session", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["sid"] = endedSID })), false},
+		{"tampered: sid", tamper(t, valid, func(m map[string]any) { m["sid"] = testSID }), false},
 		{"other subject", sign(t, jwt.SigningMethodHS256, []byte(secret), with(func(c jwt.MapClaims) { c["sub"] = "mallory@evil.com" })), false},
 
 		{"tampered: org_id", tamper(t, valid, func(m map[string]any) { m["org_id"] = "65f0000000000000000000ff" }), false},
@@ -252,6 +320,8 @@ func TestAuthenticate(t *testing.T) {
 			p, err := f.svc.Authenticate(context.Background(), tt.token)
 			if tt.ok {
 				require.NoError(t, err)
+				assert.Len(t, p.SessionID, 32, "the token's session")
+				p.SessionID = ""
 				assert.Equal(t, org.Principal{OrgID: f.org.ID, Email: f.org.AdminEmail, OrgName: f.org.Name, MemberID: f.org.ID, Role: org.RoleOwner}, p)
 				return
 			}
@@ -324,8 +394,7 @@ func TestAuthenticateRevocation(t *testing.T) {
 		f := newFixture(t)
 		tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
 		require.NoError(t, err)
-		svc, err := auth.NewService(failing{}, f.rec, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4})
-		require.NoError(t, err)
+		svc := f.service(t, failing{}, auth.Config{})
 		_, err = svc.Authenticate(ctx, tok.AccessToken)
 		assert.Equal(t, errs.Unavailable, errs.KindOf(err), "%v", err)
 	})
@@ -409,8 +478,7 @@ func TestLogin(t *testing.T) {
 func TestYoungTokenIsReadAfresh(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
-	svc, err := auth.NewService(f.dir, f.rec, auth.Config{Secret: []byte(secret), Issuer: issuer, TTL: time.Hour, BcryptCost: 4, Lag: time.Second})
-	require.NoError(t, err)
+	svc := f.service(t, f.dir, auth.Config{Lag: time.Second})
 	// Another instance changed the password (version 4) and issued a token
 	// at the new version; this directory still holds version 3.
 	newer := *f.org
@@ -422,7 +490,7 @@ func TestYoungTokenIsReadAfresh(t *testing.T) {
 	c["iat"] = time.Now().Add(-3 * time.Second).Unix()
 	old := sign(t, jwt.SigningMethodHS256, []byte(secret), c)
 
-	_, err = svc.Authenticate(ctx, old)
+	_, err := svc.Authenticate(ctx, old)
 	assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
 	assert.Zero(t, f.dir.rereads, "a token older than the bound is refused from memory")
 
@@ -444,8 +512,9 @@ func TestYoungTokenIsReadAfresh(t *testing.T) {
 	assert.Equal(t, 2, f.dir.rereads)
 }
 
-// A member's login is recorded before it is answered, succeeded or failed;
-// an unknown email records nothing; no token is issued unrecorded.
+// A member's succeeded login is recorded before it is answered, a failed
+// one just after; an unknown email records nothing; no token is issued
+// unrecorded.
 func TestLoginRecorded(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t)
@@ -453,16 +522,47 @@ func TestLoginRecorded(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.svc.Login(ctx, f.org.AdminEmail, "wrong password")
 	require.Error(t, err)
+	require.NoError(t, f.svc.Wait(ctx))
 	_, err = f.svc.Login(ctx, f.org.AdminEmail, password+strings.Repeat("x", 80))
 	require.Error(t, err)
 	_, err = f.svc.Login(ctx, "nobody@acme.com", password)
 	require.Error(t, err)
+	require.NoError(t, f.svc.Wait(ctx))
 	assert.Equal(t, []string{f.org.ID + " ok", f.org.ID + " failed", f.org.ID + " failed"}, f.rec.take())
 
 	f.rec.err = errs.Errorf(errs.Unavailable, "down")
 	tok, err := f.svc.Login(ctx, f.org.AdminEmail, password)
 	assert.Equal(t, errs.Unavailable, errs.KindOf(err), "%v", err)
 	assert.Zero(t, tok, "no token without its event")
+	_, err = f.svc.Login(ctx, f.org.AdminEmail, "wrong password")
+	assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "a failure answers as an unknown email's, its event lost: %v", err)
+}
+
+// A wrong password for a known email answers by the same path as an
+// unknown email: before its event is written, which happens after. The
+// recorder here holds every failed login's event until released: the
+// answer must not wait for it.
+func TestFailedLoginAnswersBeforeItsEvent(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.rec.hold = make(chan struct{})
+	answered := make(chan error, 1)
+	go func() {
+		_, err := f.svc.Login(ctx, f.org.AdminEmail, "wrong password")
+		answered <- err
+	}()
+	select {
+	case err := <-answered:
+		assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("a failed login waited for its event")
+	}
+	_, err := f.svc.Login(ctx, "nobody@acme.com", "wrong password")
+	assert.Equal(t, errs.Unauthorized, errs.KindOf(err), "%v", err)
+	assert.Empty(t, f.rec.take(), "not written yet")
+	close(f.rec.hold)
+	require.NoError(t, f.svc.Wait(ctx))
+	assert.Equal(t, []string{f.org.ID + " failed"}, f.rec.take(), "written after the answer")
 }
 
 // bcrypt reads only 72 bytes: a 73-byte password must not log in as its prefix.

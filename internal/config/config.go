@@ -26,33 +26,35 @@ const MinSecretBytes = 32
 
 // Config is every setting of the service. .env.example documents each.
 type Config struct {
-	MongoURL           string        `envconfig:"MONGO_URL"`
-	MongoDBName        string        `envconfig:"MONGO_DB_NAME" default:"master_metadata"`
-	EmbeddedMongoAddr  string        `envconfig:"EMBEDDED_MONGO_ADDR" default:"127.0.0.1:0"`
-	DataDir            string        `envconfig:"DATA_DIR" default:"./data"`
-	SecretKey          string        `envconfig:"SECRET_KEY"`
-	HTTPAddr           string        `envconfig:"HTTP_ADDR" default:":8080"`
-	HTTPWriteTimeout   time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"30s"`
-	JWTTTL             time.Duration `envconfig:"JWT_TTL" default:"1h"`
-	JWTIssuer          string        `envconfig:"JWT_ISSUER" default:"orgservice"`
-	BcryptCost         int           `envconfig:"BCRYPT_COST" default:"12"`
-	DBTimeout          time.Duration `envconfig:"DB_TIMEOUT" default:"5s"`
-	LogLevel           string        `envconfig:"LOG_LEVEL" default:"info"`
-	LogFormat          string        `envconfig:"LOG_FORMAT" default:"json"`
-	MigrationStrategy  string        `envconfig:"MIGRATION_STRATEGY" default:"auto"`
-	CopyBatchSize      int           `envconfig:"COPY_BATCH_SIZE" default:"1000"`
-	LeaseTTL           time.Duration `envconfig:"LEASE_TTL" default:"30s"`
-	DirectoryStaleness time.Duration `envconfig:"DIRECTORY_STALENESS" default:"1s"`
-	LoginRatePerMin    int           `envconfig:"LOGIN_RATE_PER_MIN" default:"5"`
-	WriteRatePerMin    int           `envconfig:"WRITE_RATE_PER_MIN" default:"10"`
-	TrustedProxies     []string      `envconfig:"TRUSTED_PROXIES"`
-	CORSOrigins        []string      `envconfig:"CORS_ALLOWED_ORIGINS" default:"*"`
-	DocumentMaxBytes   int           `envconfig:"DOCUMENT_MAX_BYTES" default:"262144"`
-	ImportMaxBytes     int64         `envconfig:"IMPORT_MAX_BYTES" default:"1073741824"`
-	DataRatePerMin     int           `envconfig:"DATA_RATE_PER_MIN" default:"6000"`
-	QuotaDocuments     int64         `envconfig:"QUOTA_DOCUMENTS" default:"1000000"`
-	QuotaStorageBytes  int64         `envconfig:"QUOTA_STORAGE_BYTES" default:"1073741824"`
-	QuotaMembers       int64         `envconfig:"QUOTA_MEMBERS" default:"1000"`
+	MongoURL             string        `envconfig:"MONGO_URL"`
+	MongoDBName          string        `envconfig:"MONGO_DB_NAME" default:"master_metadata"`
+	EmbeddedMongoAddr    string        `envconfig:"EMBEDDED_MONGO_ADDR" default:"127.0.0.1:0"`
+	DataDir              string        `envconfig:"DATA_DIR" default:"./data"`
+	SecretKey            string        `envconfig:"SECRET_KEY"`
+	HTTPAddr             string        `envconfig:"HTTP_ADDR" default:":8080"`
+	HTTPWriteTimeout     time.Duration `envconfig:"HTTP_WRITE_TIMEOUT" default:"30s"`
+	JWTTTL               time.Duration `envconfig:"JWT_TTL" default:"15m"`
+	RefreshTTL           time.Duration `envconfig:"REFRESH_TTL" default:"720h"`
+	JWTIssuer            string        `envconfig:"JWT_ISSUER" default:"orgservice"`
+	BcryptCost           int           `envconfig:"BCRYPT_COST" default:"12"`
+	DBTimeout            time.Duration `envconfig:"DB_TIMEOUT" default:"5s"`
+	LogLevel             string        `envconfig:"LOG_LEVEL" default:"info"`
+	LogFormat            string        `envconfig:"LOG_FORMAT" default:"json"`
+	MigrationStrategy    string        `envconfig:"MIGRATION_STRATEGY" default:"auto"`
+	CopyBatchSize        int           `envconfig:"COPY_BATCH_SIZE" default:"1000"`
+	LeaseTTL             time.Duration `envconfig:"LEASE_TTL" default:"30s"`
+	DirectoryStaleness   time.Duration `envconfig:"DIRECTORY_STALENESS" default:"1s"`
+	LoginRatePerMin      int           `envconfig:"LOGIN_RATE_PER_MIN" default:"5"`
+	LoginEmailRatePerMin int           `envconfig:"LOGIN_EMAIL_RATE_PER_MIN" default:"30"`
+	WriteRatePerMin      int           `envconfig:"WRITE_RATE_PER_MIN" default:"10"`
+	TrustedProxies       []string      `envconfig:"TRUSTED_PROXIES"`
+	CORSOrigins          []string      `envconfig:"CORS_ALLOWED_ORIGINS" default:"*"`
+	DocumentMaxBytes     int           `envconfig:"DOCUMENT_MAX_BYTES" default:"262144"`
+	ImportMaxBytes       int64         `envconfig:"IMPORT_MAX_BYTES" default:"1073741824"`
+	DataRatePerMin       int           `envconfig:"DATA_RATE_PER_MIN" default:"6000"`
+	QuotaDocuments       int64         `envconfig:"QUOTA_DOCUMENTS" default:"1000000"`
+	QuotaStorageBytes    int64         `envconfig:"QUOTA_STORAGE_BYTES" default:"1073741824"`
+	QuotaMembers         int64         `envconfig:"QUOTA_MEMBERS" default:"1000"`
 	// OperatorAPIKey turns the operator API on: its routes answer 404
 	// while it is empty.
 	OperatorAPIKey string `envconfig:"OPERATOR_API_KEY"`
@@ -113,6 +115,8 @@ func (c Config) validate() error {
 		return errors.New("HTTP_WRITE_TIMEOUT must be at least 1s")
 	case c.JWTTTL <= 0:
 		return errors.New("JWT_TTL must be positive")
+	case c.RefreshTTL <= c.JWTTTL:
+		return errors.New("REFRESH_TTL must be longer than JWT_TTL")
 	case c.JWTIssuer == "":
 		return errors.New("JWT_ISSUER must not be empty")
 	case c.BcryptCost < 4 || c.BcryptCost > 31:
@@ -133,6 +137,11 @@ func (c Config) validate() error {
 		return errors.New("DIRECTORY_STALENESS must be between 10ms and 1m")
 	case c.LoginRatePerMin < 0:
 		return errors.New("LOGIN_RATE_PER_MIN must not be negative")
+	case c.LoginEmailRatePerMin < 0:
+		return errors.New("LOGIN_EMAIL_RATE_PER_MIN must not be negative")
+	case c.LoginEmailRatePerMin > 0 && c.LoginEmailRatePerMin <= c.LoginRatePerMin:
+		// One address could then use it up and lock the owner out everywhere.
+		return errors.New("LOGIN_EMAIL_RATE_PER_MIN must be greater than LOGIN_RATE_PER_MIN (or 0)")
 	case c.WriteRatePerMin < 0:
 		return errors.New("WRITE_RATE_PER_MIN must not be negative")
 	case !oneOf(c.RateLimitStore, RateLimitMemory, RateLimitDatabase):

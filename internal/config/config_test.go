@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -35,6 +36,10 @@ func TestLoadDefaults(t *testing.T) {
 	assert.Equal(t, 6000, c.DataRatePerMin)
 	assert.Equal(t, org.DefaultQuotas(), c.Quotas())
 	assert.Empty(t, c.OperatorAPIKey, "the operator API is off unless a key is set")
+	assert.Equal(t, 15*time.Minute, c.JWTTTL, "access tokens are short: sessions renew them")
+	assert.Equal(t, 30*24*time.Hour, c.RefreshTTL)
+	assert.Equal(t, 5, c.LoginRatePerMin)
+	assert.Equal(t, 30, c.LoginEmailRatePerMin)
 }
 
 func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
@@ -49,6 +54,10 @@ func TestLoadRejectsBadValuesNamingTheVariable(t *testing.T) {
 		{"MIGRATION_STRATEGY", "teleport"},
 		{"TRUSTED_PROXIES", "10.0.0.0/8,nonsense"},
 		{"LOGIN_RATE_PER_MIN", "-1"},
+		{"LOGIN_EMAIL_RATE_PER_MIN", "-1"},
+		{"LOGIN_EMAIL_RATE_PER_MIN", "5"}, // not above LOGIN_RATE_PER_MIN: one address could use it up
+		{"REFRESH_TTL", "10m"},            // not longer than JWT_TTL
+		{"REFRESH_TTL", "forever"},
 		{"SECRET_KEY", "short"},
 		{"MONGO_DB_NAME", "a.b"},
 		{"RATE_LIMIT_STORE", "redis"},

@@ -1,7 +1,8 @@
-// Package directory keeps every organization's metadata in memory, so that
-// lookups by name, token checks and logins cost no database read at any
-// number of tenants, and keeps it current across instances that share one
-// database.
+// Package directory keeps every organization's metadata, and every
+// session ended while its access tokens may still be alive, in memory, so
+// that lookups by name, token checks and logins cost no database read at
+// any number of tenants, and keeps it current across instances that share
+// one database.
 //
 // How it stays current: every operation that may write an organization's
 // metadata first takes the organization's lease and then appends an entry
@@ -17,6 +18,13 @@
 // its staleness bound answers errs.Unavailable instead of stale data; one
 // that may have missed log entries (it was cut off for longer than half the
 // log's retention) reloads everything.
+//
+// Ended sessions travel the same way: ending a session appends an entry
+// naming it to the change log, after the session is marked ended in the
+// database; a refresh adds it to the directory's set of ended sessions, and
+// a full load reads the set from the sessions. An ended session matters
+// only until its last access token has expired (JWT_TTL after its end), so
+// the set holds only the sessions ended within that long.
 package directory
 
 import (
@@ -32,11 +40,20 @@ import (
 	"github.com/orgservice/orgservice/internal/org"
 )
 
-// Source is what the directory reads: the metadata, the change log and the leases.
+// Source is what the directory reads: the metadata, the change log, the
+// leases and the ended sessions.
 type Source struct {
 	Metadata Metadata
 	Changes  ChangeLog
 	Leases   Leases
+	Sessions Sessions
+}
+
+// Sessions are the sessions as stored.
+type Sessions interface {
+	// Ended returns the ends of the sessions whose access tokens are
+	// refused after t.
+	Ended(ctx context.Context, t time.Time) ([]org.SessionEnd, error)
 }
 
 // Metadata is the organizations as stored.
@@ -49,11 +66,12 @@ type Metadata interface {
 	ByIDs(ctx context.Context, ids []string) ([]*org.Organization, error)
 }
 
-// ChangeLog is the log of metadata writes the directory tails.
+// ChangeLog is the log of metadata writes and ended sessions the
+// directory tails.
 type ChangeLog interface {
-	// After returns the organizations named by entries seq+1, seq+2, … in
-	// order, at most limit, stopping before the first it does not find.
-	After(ctx context.Context, seq int64, limit int) ([]string, error)
+	// After returns entries seq+1, seq+2, … in order, at most limit,
+	// stopping before the first it does not find.
+	After(ctx context.Context, seq int64, limit int) ([]org.Change, error)
 	// Head returns the number of the last entry, 0 when there is none.
 	Head(ctx context.Context) (int64, error)
 	// Prune removes entries written before before, except the last.
@@ -134,6 +152,7 @@ type Directory struct {
 	byEmail index
 	fresh   time.Time            // start of the last complete refresh
 	watch   map[string]time.Time // organizations whose lease was last seen held → since when
+	ended   map[string]time.Time // ended sessions → until when their access tokens are refused
 
 	// The tail's own state: only Load and the Run loop touch it.
 	seq       int64     // last log entry read
@@ -153,7 +172,7 @@ func New(src Source, cfg Config, log *slog.Logger) *Directory {
 	return &Directory{
 		src: src, cfg: cfg.withDefaults(), log: log,
 		byID: map[string]*entry{}, bySlug: index{}, byEmail: index{},
-		watch: map[string]time.Time{}, kick: make(chan struct{}, 1),
+		watch: map[string]time.Time{}, ended: map[string]time.Time{}, kick: make(chan struct{}, 1),
 	}
 }
 
@@ -229,6 +248,41 @@ func (d *Directory) All() ([]*org.Organization, error) {
 	}
 	d.mu.RUnlock()
 	return out, nil
+}
+
+// SessionEnded reports whether session id has ended (and its access
+// tokens may still be alive): a map lookup, no database read.
+// Errors: errs.Unavailable (older than the bound).
+func (d *Directory) SessionEnded(id string) (bool, error) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	if time.Since(d.fresh) > d.cfg.Staleness {
+		return false, stale()
+	}
+	until, ok := d.ended[id]
+	return ok && time.Now().Before(until), nil
+}
+
+// EndSession applies an end this process made (or finishes), so that it
+// refuses the session's tokens from its next request on.
+func (d *Directory) EndSession(e org.SessionEnd) {
+	d.mu.Lock()
+	d.endSession(e)
+	d.mu.Unlock()
+}
+
+// endSession adds e to the ended sessions. d.mu is held.
+func (d *Directory) endSession(e org.SessionEnd) {
+	if e.Until.After(d.ended[e.SessionID]) {
+		d.ended[e.SessionID] = e.Until
+	}
+}
+
+// EndedSessions returns how many ended sessions the directory holds.
+func (d *Directory) EndedSessions() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.ended)
 }
 
 // Unsettled lists the organizations with an unfinished operation.
@@ -358,7 +412,16 @@ func (d *Directory) Load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// After the head: a session ended since is either in what this reads
+	// or in an entry after the head (it is marked ended before its entry).
+	ended, err := d.src.Sessions.Ended(ctx, start)
+	if err != nil {
+		return err
+	}
 	d.mu.Lock()
+	for _, e := range ended { // added to, never replaced: ends only accumulate
+		d.endSession(e)
+	}
 	d.loadGen = g
 	byID := make(map[string]*entry, len(all))
 	for id, e := range d.byID {
@@ -390,7 +453,7 @@ func (d *Directory) Load(ctx context.Context) error {
 	d.seq, d.loaded, d.lastTail = head, true, start
 	d.reloads.Add(1)
 	d.log.Info("organization directory loaded", slog.Int("organizations", len(all)),
-		slog.Int64("change_seq", head), slog.Duration("took", time.Since(start)))
+		slog.Int("ended_sessions", len(ended)), slog.Int64("change_seq", head), slog.Duration("took", time.Since(start)))
 	return nil
 }
 
@@ -439,18 +502,24 @@ func (d *Directory) refresh(ctx context.Context) error {
 		// Entries we have not read may have been pruned: a gap. Start over.
 		return d.Load(ctx)
 	}
-	ids, err := d.src.Changes.After(ctx, d.seq, maxPerCycle)
+	changes, err := d.src.Changes.After(ctx, d.seq, maxPerCycle)
 	if err != nil {
 		return err
 	}
-	if len(ids) == maxPerCycle {
+	if len(changes) == maxPerCycle {
 		return d.Load(ctx)
 	}
-	d.seq += int64(len(ids))
+	d.seq += int64(len(changes))
+	var ids []string
 	d.mu.Lock()
-	for _, id := range ids {
-		if _, ok := d.watch[id]; !ok {
-			d.watch[id] = start
+	for _, c := range changes {
+		if c.Ended != nil { // an ended session: no metadata to read
+			d.endSession(*c.Ended)
+			continue
+		}
+		ids = append(ids, c.OrgID)
+		if _, ok := d.watch[c.OrgID]; !ok {
+			d.watch[c.OrgID] = start
 		}
 	}
 	d.mu.Unlock()
@@ -535,12 +604,21 @@ func (d *Directory) readWatched(ctx context.Context, fresh []string) error {
 	return nil
 }
 
+// dropTombstones forgets removed organizations after tombstoneTTL, and
+// ended sessions once their last access token has expired: what bounds
+// the ended sessions held to those ended within JWT_TTL (and a minute).
 func (d *Directory) dropTombstones() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for id, e := range d.byID {
 		if e.o == nil && time.Since(e.at) > tombstoneTTL {
 			delete(d.byID, id)
+		}
+	}
+	now := time.Now()
+	for id, until := range d.ended {
+		if !now.Before(until) {
+			delete(d.ended, id)
 		}
 	}
 }

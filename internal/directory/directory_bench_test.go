@@ -162,3 +162,41 @@ func BenchmarkByIDLargeOrganization(b *testing.B) {
 		}
 	}
 }
+
+// benchEnded is how many ended sessions BenchmarkSessionEnded holds: a
+// busy service's sessions ended within one JWT_TTL.
+const benchEnded = 100_000
+
+// BenchmarkSessionEnded is the ended-session check every authenticated
+// request makes, among 100,000 sessions ended within the last JWT_TTL,
+// and what each ended session held costs in memory.
+func BenchmarkSessionEnded(b *testing.B) {
+	dir := directory.New(sourceOf(mongostore.Open(dbtest.New(b), 0)), directory.Config{Staleness: time.Hour}, quiet)
+	require.NoError(b, dir.Load(context.Background()))
+	until := time.Now().Add(time.Hour)
+	ids := make([]string, benchEnded)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%032x", i) // a session id's length
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for _, id := range ids {
+		dir.EndSession(org.SessionEnd{SessionID: id, Until: until})
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perEnded := float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / benchEnded
+	live := fmt.Sprintf("%032x", benchEnded+1)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		id := live
+		if i%2 == 0 {
+			id = ids[i%benchEnded]
+		}
+		if ended, err := dir.SessionEnded(id); err != nil || ended != (i%2 == 0) {
+			b.Fatal(ended, err)
+		}
+	}
+	b.ReportMetric(perEnded, "bytes/ended")
+}

@@ -45,7 +45,7 @@ func newStore(t *testing.T, db *mongo.Database) *mongostore.Stores {
 
 // sourceOf is what a directory reads of s.
 func sourceOf(s *mongostore.Stores) directory.Source {
-	return directory.Source{Metadata: s.Organizations, Changes: s.Changes, Leases: s.Leases}
+	return directory.Source{Metadata: s.Organizations, Changes: s.Changes, Leases: s.Leases, Sessions: s.Sessions}
 }
 
 // orgStores is what the organization service writes of s.
@@ -225,11 +225,12 @@ var (
 	_ directory.Metadata  = (*flaky)(nil)
 	_ directory.ChangeLog = (*flaky)(nil)
 	_ directory.Leases    = (*flaky)(nil)
+	_ directory.Sessions  = (*flaky)(nil)
 )
 
 // source is f as the directory's Source.
 func (f *flaky) source() directory.Source {
-	return directory.Source{Metadata: f, Changes: f, Leases: f}
+	return directory.Source{Metadata: f, Changes: f, Leases: f, Sessions: f}
 }
 
 func (f *flaky) fail() bool {
@@ -265,7 +266,7 @@ func (f *flaky) ByIDs(ctx context.Context, ids []string) ([]*org.Organization, e
 	return f.Organizations.ByIDs(ctx, ids)
 }
 
-func (f *flaky) After(ctx context.Context, seq int64, limit int) ([]string, error) {
+func (f *flaky) After(ctx context.Context, seq int64, limit int) ([]org.Change, error) {
 	if f.fail() {
 		return nil, outage()
 	}
@@ -284,6 +285,13 @@ func (f *flaky) Prune(ctx context.Context, before time.Time) error {
 		return outage()
 	}
 	return f.Changes.Prune(ctx, before)
+}
+
+func (f *flaky) Ended(ctx context.Context, t time.Time) ([]org.SessionEnd, error) {
+	if f.fail() {
+		return nil, outage()
+	}
+	return f.Sessions.Ended(ctx, t)
 }
 
 func (f *flaky) Leased(ctx context.Context) ([]string, error) {
@@ -343,15 +351,15 @@ func TestOwnWritesAreExactAtOnce(t *testing.T) {
 			return err
 		}, gone: absent{slugs: []string{"acme_corp"}}},
 		{name: "email change", write: func() error {
-			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Email: strp("Boss@Globex.com")})
+			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Email: strp("Boss@Globex.com"), CurrentPassword: strp(password)})
 			return err
 		}, gone: absent{emails: []string{"admin@acme.com"}}},
 		{name: "password change", write: func() error {
-			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Password: strp("a-new-password")})
+			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Password: strp("a-new-password"), CurrentPassword: strp(password)})
 			return err
 		}},
 		{name: "rename with email change", write: func() error {
-			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Name: strp("Initech"), Email: strp("ceo@initech.com")})
+			_, err := svc.Update(ctx, principal(t, store, id), org.UpdateInput{Name: strp("Initech"), Email: strp("ceo@initech.com"), CurrentPassword: strp("a-new-password")})
 			return err
 		}, gone: absent{slugs: []string{"acme_corp", "globex_inc"}, emails: []string{"boss@globex.com"}}},
 		{name: "delete", write: func() error {
@@ -437,11 +445,11 @@ func TestOtherInstancesFollowWithinTheBound(t *testing.T) {
 	_, err = b.auth.Authenticate(ctx, token1)
 	require.NoError(t, err, "a rename alone revokes nothing")
 
-	_, err = a.orgs.Update(ctx, principal(t, a.store, initech.ID), org.UpdateInput{Email: strp("ceo@initech.com")})
+	_, err = a.orgs.Update(ctx, principal(t, a.store, initech.ID), org.UpdateInput{Email: strp("ceo@initech.com"), CurrentPassword: strp(password)})
 	require.NoError(t, err)
 	follows("email change", time.Now(), absent{emails: []string{"admin@initech.com"}})
 
-	_, err = a.orgs.Update(ctx, principal(t, a.store, acme.ID), org.UpdateInput{Password: strp("a-new-password")})
+	_, err = a.orgs.Update(ctx, principal(t, a.store, acme.ID), org.UpdateInput{Password: strp("a-new-password"), CurrentPassword: strp(password)})
 	require.NoError(t, err)
 	done := time.Now()
 	authenticates("password change", done, token1, &unauthorized)
@@ -557,7 +565,7 @@ func TestGapIsAnsweredByFullReload(t *testing.T) {
 	down := time.Now()
 	_, err = w.orgs.Update(ctx, principal(t, w.store, acme.ID), org.UpdateInput{Name: strp("Globex Inc")})
 	require.NoError(t, err)
-	_, err = w.orgs.Update(ctx, principal(t, w.store, initech.ID), org.UpdateInput{Email: strp("ceo@initech.com")})
+	_, err = w.orgs.Update(ctx, principal(t, w.store, initech.ID), org.UpdateInput{Email: strp("ceo@initech.com"), CurrentPassword: strp(password)})
 	require.NoError(t, err)
 	hooli := w.create(t, "Hooli", "admin@hooli.com")
 	require.NoError(t, w.orgs.Delete(ctx, principal(t, w.store, initech.ID), "Initech"))
@@ -628,9 +636,9 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 	reader := mongostore.Open(db, 0)
 	got := map[string]int{}
 	for seq := int64(1); seq <= total; seq++ {
-		id, err := reader.Changes.At(ctx, seq)
+		c, err := reader.Changes.At(ctx, seq)
 		require.NoError(t, err, "entry %d", seq)
-		got[id]++
+		got[c.OrgID]++
 	}
 	_, err := reader.Changes.At(ctx, total+1)
 	require.True(t, errs.Is(err, errs.NotFound), "entry past the head: %v", err)
@@ -651,7 +659,7 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 	for i, id := range []string{"x-1", "y-1", "x-2"} {
 		got, err := reader.Changes.At(ctx, total+1+int64(i))
 		require.NoError(t, err, "entry %d", total+1+i)
-		assert.Equal(t, id, got, "entry %d", total+1+i)
+		assert.Equal(t, id, got.OrgID, "entry %d", total+1+i)
 	}
 	const appended = total + 3
 	_, err = reader.Changes.At(ctx, appended+1)
@@ -672,7 +680,7 @@ func TestChangeLogHasNoGapsUnderConcurrency(t *testing.T) {
 	require.NoError(t, fresh.Changes.Append(ctx, "org-next"))
 	next, err := reader.Changes.At(ctx, appended+1)
 	require.NoError(t, err, "a fresh store continues after the kept entry")
-	assert.Equal(t, "org-next", next)
+	assert.Equal(t, "org-next", next.OrgID)
 	head, err = reader.Changes.Head(ctx)
 	require.NoError(t, err)
 	assert.EqualValues(t, appended+1, head)
@@ -908,8 +916,9 @@ func TestYoungTokenFromAnotherInstance(t *testing.T) {
 	db := dbtest.New(t)
 	a := newInstance(t, db, directory.Config{}, org.Config{})
 	b := newInstance(t, db, directory.Config{Staleness: time.Hour, Every: time.Hour}, org.Config{}) // follows nothing in this test
-	lagging, err := auth.NewService(b.orgs, b.orgs, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice",
-		TTL: time.Hour, BcryptCost: 4, Lag: time.Second})
+	lagging, err := auth.NewService(auth.Deps{Orgs: b.orgs, Recorder: b.orgs, Sessions: auth.Sessions{
+		Store: b.store.Sessions, Uses: b.store.RefreshUses, Ends: b.store.SessionEnds, Log: b.store.Changes, Ended: b.dir,
+	}}, auth.Config{Secret: []byte(testSecret), Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4, Lag: time.Second})
 	require.NoError(t, err)
 
 	o := a.create(t, "Acme Corp", "admin@acme.com")

@@ -20,6 +20,9 @@ type eventResponse struct {
 	Target    targetResponse    `json:"target"`
 	Details   map[string]string `json:"details"`
 	RequestID string            `json:"request_id"`
+	// ClientRequestID is the client's X-Request-ID, when it sent one: an
+	// addition to the event's shape, absent otherwise.
+	ClientRequestID string `json:"client_request_id,omitempty"`
 }
 
 type actorResponse struct {
@@ -45,7 +48,7 @@ func toEvent(e *org.Event) eventResponse {
 		d = map[string]string{}
 	}
 	return eventResponse{
-		ID: e.ID, Time: e.Time, Action: e.Action, Details: d, RequestID: e.RequestID,
+		ID: e.ID, Time: e.Time, Action: e.Action, Details: d, RequestID: e.RequestID, ClientRequestID: e.ClientRequestID,
 		Actor:  actorResponse{Type: e.Actor.Type, MemberID: e.Actor.MemberID, Email: e.Actor.Email},
 		Target: targetResponse{Type: e.Target.Type, ID: e.Target.ID, Name: e.Target.Name},
 	}

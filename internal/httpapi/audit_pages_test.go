@@ -29,6 +29,7 @@ func newestFirst(evs []event) []event {
 func (e *env) failLogin(email string) {
 	e.t.Helper()
 	assertProblem(e.t, e.do(http.MethodPost, loginURL, loginJSON(e.t, email, "wrong-password"), ""), http.StatusUnauthorized)
+	require.NoError(e.t, e.auth.Wait(context.Background())) // written just after the answer
 }
 
 // TestAuditPaging: newest first, limit at a time; next and Link walk every
@@ -188,7 +189,8 @@ func TestAuditKeptAfterDelete(t *testing.T) {
 	assert.Equal(t, event{OrgID: tm.id, Action: "org.deleted",
 		Actor:   eventActor{MemberID: tm.ids[org.RoleOwner], Email: tm.slug + "-owner@example.com"},
 		Target:  eventTarget{Type: "organization", ID: tm.id, Name: tm.name},
-		Details: map[string]string{"slug": tm.slug}, RequestID: "delete-doomed"}, after[len(before)].what())
+		Details: map[string]string{"slug": tm.slug}, RequestID: r.Header.Get("X-Request-ID"), ClientRequestID: "delete-doomed"},
+		after[len(before)].what())
 	n, err := e.db.Collection(mongostore.AuditCollection).CountDocuments(context.Background(),
 		bson.D{{Key: "org_id", Value: tm.id}, {Key: "action", Value: "org.deleted"}})
 	require.NoError(t, err)

@@ -36,6 +36,8 @@ type event struct {
 	Target    eventTarget       `json:"target" bson:"target"`
 	Details   map[string]string `json:"details" bson:"details"`
 	RequestID string            `json:"request_id" bson:"request_id"`
+	// ClientRequestID is absent from both when the client sent none.
+	ClientRequestID string `json:"client_request_id,omitempty" bson:"client_request_id,omitempty"`
 }
 
 type eventActor struct {
@@ -113,9 +115,10 @@ func onlyAuditAdded(t testing.TB, before, after map[string]map[string]string) []
 	rest := func(s map[string]map[string]string) map[string]map[string]string {
 		out := maps.Clone(s)
 		delete(out, mongostore.AuditCollection)
+		delete(out, mongostore.SessionsCollection) // a login opens a session
 		return out
 	}
-	assert.Equal(t, rest(before), rest(after), "nothing but the audit log changed")
+	assert.Equal(t, rest(before), rest(after), "nothing but the audit log (and the sessions) changed")
 	return addedEvents(t, before[mongostore.AuditCollection], after[mongostore.AuditCollection])
 }
 
@@ -162,8 +165,9 @@ func (e *env) walkAudit(token string, limit string) []event {
 
 // TestAuditEvents: every audited action, sent with an X-Request-ID, adds
 // exactly its event to the audit collection, with its actor, target,
-// details and request id, and GET /org/audit shows it as stored. A login
-// with an email nobody has adds nothing.
+// details, the server's request id and the client's beside it, and GET
+// /org/audit shows it as stored. A login with an email nobody has adds
+// nothing.
 func TestAuditEvents(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, org.Config{})
@@ -208,7 +212,7 @@ func TestAuditEvents(t *testing.T) {
 				Details: map[string]string{"from": tm.name, "to": strings.ToUpper(tm.name), "from_slug": tm.slug, "to_slug": tm.slug}}}
 		}},
 		{"email and password changed by update", org.RoleOwner, func(tm *team) (string, string, string) {
-			return http.MethodPut, updateURL, `{"email":"` + email(tm, "boss") + `","password":"password-9"}`
+			return http.MethodPut, updateURL, `{"email":"` + email(tm, "boss") + `","password":"password-9","current_password":"password-1"}`
 		}, http.StatusOK, func(tm *team, _ resp) []event {
 			return []event{{OrgID: tm.id, Action: "credentials.changed", Actor: actor(tm, org.RoleOwner),
 				Target: member(tm, org.RoleOwner),
@@ -216,13 +220,13 @@ func TestAuditEvents(t *testing.T) {
 					"from_email": email(tm, "owner"), "to_email": email(tm, "boss")}}}
 		}},
 		{"password changed by update", org.RoleOwner, func(tm *team) (string, string, string) {
-			return http.MethodPut, updateURL, `{"password":"password-9"}`
+			return http.MethodPut, updateURL, `{"password":"password-9","current_password":"password-1"}`
 		}, http.StatusOK, func(tm *team, _ resp) []event {
 			return []event{{OrgID: tm.id, Action: "credentials.changed", Actor: actor(tm, org.RoleOwner),
 				Target: member(tm, org.RoleOwner), Details: map[string]string{"email_changed": "false", "password_changed": "true"}}}
 		}},
 		{"renamed and email changed by one update", org.RoleOwner, func(tm *team) (string, string, string) {
-			return http.MethodPut, updateURL, `{"organization_name":"` + tm.name + ` Two","email":"` + email(tm, "boss") + `"}`
+			return http.MethodPut, updateURL, `{"organization_name":"` + tm.name + ` Two","email":"` + email(tm, "boss") + `","current_password":"password-1"}`
 		}, http.StatusOK, func(tm *team, _ resp) []event {
 			return []event{
 				{OrgID: tm.id, Action: "org.renamed", Actor: actor(tm, org.RoleOwner), Target: orgTarget(tm, tm.name+" Two"),
@@ -233,13 +237,13 @@ func TestAuditEvents(t *testing.T) {
 			}
 		}},
 		{"own password changed", org.RoleMember, func(*team) (string, string, string) {
-			return http.MethodPatch, membersURL + "/me", `{"password":"password-9"}`
+			return http.MethodPatch, membersURL + "/me", `{"password":"password-9","current_password":"password-1"}`
 		}, http.StatusOK, func(tm *team, _ resp) []event {
 			return []event{{OrgID: tm.id, Action: "credentials.changed", Actor: actor(tm, org.RoleMember),
 				Target: member(tm, org.RoleMember), Details: map[string]string{"email_changed": "false", "password_changed": "true"}}}
 		}},
 		{"own email changed", org.RoleMember, func(tm *team) (string, string, string) {
-			return http.MethodPatch, membersURL + "/me", `{"email":"` + email(tm, "renamed") + `"}`
+			return http.MethodPatch, membersURL + "/me", `{"email":"` + email(tm, "renamed") + `","current_password":"password-1"}`
 		}, http.StatusOK, func(tm *team, _ resp) []event {
 			return []event{{OrgID: tm.id, Action: "credentials.changed", Actor: actor(tm, org.RoleMember),
 				Target: member(tm, org.RoleMember),
@@ -282,6 +286,19 @@ func TestAuditEvents(t *testing.T) {
 		{"login with an unknown email", "", func(tm *team) (string, string, string) {
 			return http.MethodPost, loginURL, loginJSON(t, email(tm, "nobody"), "password-1")
 		}, http.StatusUnauthorized, func(*team, resp) []event { return nil }},
+		{"wrong current password", org.RoleMember, func(tm *team) (string, string, string) {
+			return http.MethodPatch, membersURL + "/me", `{"password":"password-9","current_password":"password-2"}`
+		}, http.StatusForbidden, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "login.failed", Actor: actor(tm, org.RoleMember),
+				Target: member(tm, org.RoleMember), Details: map[string]string{"ip": testIP, "reason": "wrong current password"}}}
+		}},
+		{"logout", org.RoleMember, func(*team) (string, string, string) {
+			return http.MethodPost, logoutURL, ""
+		}, http.StatusNoContent, func(tm *team, _ resp) []event {
+			return []event{{OrgID: tm.id, Action: "session.ended", Actor: actor(tm, org.RoleMember),
+				Target: member(tm, org.RoleMember), Details: map[string]string{"ip": testIP, "reason": "logout",
+					"session_id": e.sessionOf(tm.tokens[org.RoleMember])}}}
+		}},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,12 +308,14 @@ func TestAuditEvents(t *testing.T) {
 			method, target, body := tt.req(tm)
 			r := e.call(method, target, body, tm.tokens[tt.role], "", "X-Request-ID", reqID)
 			require.Equal(t, tt.status, r.Status, "%s", r.Body)
-			assert.Equal(t, reqID, r.Header.Get("X-Request-ID"))
+			own := r.Header.Get("X-Request-ID")
+			assert.Regexp(t, `^[0-9a-f]{24}$`, own, "the server's own id answers, not the client's")
+			require.NoError(t, e.auth.Wait(context.Background())) // a failed login's event follows its answer
 
 			added := addedEvents(t, before, e.docs(mongostore.AuditCollection))
 			want := tt.want(tm, r)
 			for i := range want {
-				want[i].RequestID = reqID
+				want[i].RequestID, want[i].ClientRequestID = own, reqID
 			}
 			got := make([]event, len(added))
 			for i, ev := range added {

@@ -42,6 +42,7 @@ func forgeToken(t testing.TB, e *env, secret string) string {
 	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"sub": d["admin_email"], "org_name": d["organization_name"], "org_id": d["_id"].(bson.ObjectID).Hex(),
 		"ver": d["token_version"], "iss": "orgservice", "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		"sid": "0123456789abcdef0123456789abcdef", // no such session: a token is checked without reading sessions
 	}).SignedString([]byte(secret))
 	require.NoError(t, err)
 	return s
@@ -66,7 +67,8 @@ func TestLogin(t *testing.T) {
 			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
 			assert.Equal(t, "no-store", r.Header.Get("Cache-Control"))
 			body := r.JSON(t)
-			assert.ElementsMatch(t, []string{"access_token", "token_type", "expires_in"}, keys(body))
+			assert.ElementsMatch(t, []string{"access_token", "token_type", "expires_in", "refresh_token"}, keys(body))
+			assert.Regexp(t, `^[0-9a-f]{32}\.[A-Za-z0-9_-]{43}$`, body["refresh_token"])
 			assert.Equal(t, "Bearer", body["token_type"])
 			assert.Equal(t, float64(3600), body["expires_in"])
 			tok, _ := body["access_token"].(string)
@@ -82,6 +84,7 @@ func TestLogin(t *testing.T) {
 			assert.Equal(t, "Acme Corp", c["org_name"])
 			assert.Equal(t, "orgservice", c["iss"])
 			assert.EqualValues(t, 0, c["ver"])
+			assert.Regexp(t, `^[0-9a-f]{32}$`, c["sid"], "its session")
 			for _, k := range []string{"iat", "exp"} {
 				assert.Contains(t, c, k)
 			}
@@ -132,8 +135,10 @@ func TestLogin(t *testing.T) {
 		})
 	}
 
-	// Logging in changes nothing but the audit log: one event per login as
-	// the member, none for the unknown email nor for a refused request.
+	// Logging in changes nothing but the audit log (and opens sessions): one
+	// event per login as the member, none for the unknown email nor for a
+	// refused request. A failed login's event follows its answer.
+	require.NoError(t, e.auth.Wait(t.Context()))
 	added := onlyAuditAdded(t, before, e.snapshot())
 	me := eventActor{MemberID: e.members("acme_corp")[0]["id"].(string), Email: "admin@acme.com"}
 	target := eventTarget{Type: "member", ID: me.MemberID, Name: "admin@acme.com"}
@@ -177,7 +182,7 @@ func TestLoginPasswordEdge(t *testing.T) {
 	tok := e.login("admin@acme.com", p72)
 	q72 := strings.Repeat("é", 36)
 	require.Len(t, q72, 72)
-	require.Equal(t, http.StatusOK, e.do(http.MethodPut, updateURL, mustJSON(t, map[string]string{"password": q72}), tok).Status)
+	require.Equal(t, http.StatusOK, e.do(http.MethodPut, updateURL, mustJSON(t, map[string]string{"password": q72, "current_password": p72}), tok).Status)
 	e.login("admin@acme.com", q72)
 	assertProblem(t, e.do(http.MethodPost, loginURL, loginJSON(t, "admin@acme.com", q72+"é"), ""), http.StatusUnauthorized)
 	assertProblem(t, e.do(http.MethodPost, loginURL, loginJSON(t, "admin@acme.com", q72+"x"), ""), http.StatusUnauthorized)
@@ -196,7 +201,7 @@ func TestBlankPasswordRefused(t *testing.T) {
 
 	_, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
 	before := e.snapshot()
-	p = assertProblem(t, e.do(http.MethodPut, updateURL, mustJSON(t, map[string]string{"password": "\t\t\t\t        "}), tok), http.StatusUnprocessableEntity)
+	p = assertProblem(t, e.do(http.MethodPut, updateURL, mustJSON(t, map[string]string{"password": "\t\t\t\t        ", "current_password": "s3cretpass"}), tok), http.StatusUnprocessableEntity)
 	assert.Equal(t, []string{"password"}, problemFields(t, p))
 	assert.Equal(t, before, e.snapshot(), "nothing changed")
 	e.login("admin@acme.com", "s3cretpass")

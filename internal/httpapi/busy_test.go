@@ -26,7 +26,7 @@ func TestWritesDuringAnOperationAreRefused(t *testing.T) {
 
 	for _, tc := range []struct{ method, target, body string }{
 		{http.MethodPut, "/api/v1/org/update", `{"organization_name":"Renamed"}`},
-		{http.MethodPut, "/api/v1/org/update", `{"password":"password-2"}`},
+		{http.MethodPut, "/api/v1/org/update", `{"password":"password-2","current_password":"password-1"}`},
 		{http.MethodDelete, "/api/v1/org/delete?organization_name=Acme", ""},
 	} {
 		r := e.do(tc.method, tc.target, tc.body, tok)

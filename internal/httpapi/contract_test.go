@@ -231,11 +231,13 @@ func TestContractProblemTypes(t *testing.T) {
 		"PATCH /api/v1/operator/organizations/{id}", "POST /api/v1/operator/organizations/{id}/recount",
 	}, operator, "the operator API, and only it, takes the operator key")
 	assert.Equal(t, []string{
-		"DELETE /api/v1/org/delete", "DELETE /api/v1/org/documents/{id}", "DELETE /api/v1/org/members/{id}",
+		"DELETE /api/v1/org/delete", "DELETE /api/v1/org/documents/{id}", "DELETE /api/v1/org/members/me/sessions/{id}",
+		"DELETE /api/v1/org/members/{id}",
 		"GET /api/v1/org/audit", "GET /api/v1/org/documents", "GET /api/v1/org/documents/{id}", "GET /api/v1/org/export",
-		"GET /api/v1/org/members", "GET /api/v1/org/members/me", "GET /api/v1/org/usage",
+		"GET /api/v1/org/get", // optional: anonymous or with a token
+		"GET /api/v1/org/members", "GET /api/v1/org/members/me", "GET /api/v1/org/members/me/sessions", "GET /api/v1/org/usage",
 		"PATCH /api/v1/org/documents/{id}", "PATCH /api/v1/org/members/me", "PATCH /api/v1/org/members/{id}",
-		"POST /api/v1/org/documents", "POST /api/v1/org/import", "POST /api/v1/org/members",
+		"POST /api/v1/admin/logout", "POST /api/v1/org/documents", "POST /api/v1/org/import", "POST /api/v1/org/members",
 		"PUT /api/v1/org/documents/{id}", "PUT /api/v1/org/update",
 	}, secured)
 }
@@ -268,7 +270,7 @@ func TestContractCheckerCatchesMismatches(t *testing.T) {
 		jsonCT  = "application/json"
 		probCT  = "application/problem+json"
 		get     = "/api/v1/org/get?organization_name=acme"
-		orgJSON = `{"id":"665f1c2e8b3a4d0012ab34cd","organization_name":"Acme","collection_name":"org_acme",` +
+		orgJSON = `{"id":"665f1c2e8b3a4d0012ab34cd","organization_name":"Acme","slug":"acme","collection_name":"org_acme",` +
 			`"admin_email":"a@acme.com","member_count":1,"created_at":"2024-06-04T09:15:26Z","updated_at":"2024-06-04T09:15:26Z"}`
 	)
 	tests := []struct {
@@ -279,6 +281,10 @@ func TestContractCheckerCatchesMismatches(t *testing.T) {
 		{"valid organization", http.MethodGet, get, resp{200, header(ct, jsonCT, rid, "abc"), []byte(orgJSON)}, true},
 		{"undocumented status", http.MethodGet, get, resp{418, header(ct, jsonCT, rid, "abc"), []byte(`{}`)}, false},
 		{"body off schema", http.MethodGet, get, resp{200, header(ct, jsonCT, rid, "abc"), []byte(`{"id":"x"}`)}, false},
+		{"valid public organization", http.MethodGet, get, resp{200, header(ct, jsonCT, rid, "abc"),
+			[]byte(`{"organization_name":"Acme","slug":"acme","collection_name":"org_acme","created_at":"2024-06-04T09:15:26Z"}`)}, true},
+		{"public organization with the admin's email", http.MethodGet, get, resp{200, header(ct, jsonCT, rid, "abc"),
+			[]byte(`{"organization_name":"Acme","slug":"acme","collection_name":"org_acme","created_at":"2024-06-04T09:15:26Z","admin_email":"a@acme.com"}`)}, false},
 		{"password leaked", http.MethodGet, get, resp{200, header(ct, jsonCT, rid, "abc"),
 			[]byte(strings.Replace(orgJSON, `{`, `{"password_hash":"$2a$",`, 1))}, false},
 		{"no X-Request-ID", http.MethodGet, "/healthz", resp{200, header(ct, jsonCT), []byte(`{"status":"ok"}`)}, false},

@@ -7,14 +7,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orgservice/orgservice/internal/auth"
 	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
 
-// orgResponse is the Organization resource. It never carries credentials.
+// orgResponse is the Organization resource as its own members see it. It
+// never carries credentials.
 type orgResponse struct {
 	ID               string    `json:"id"`
 	OrganizationName string    `json:"organization_name"`
+	Slug             string    `json:"slug"`
 	CollectionName   string    `json:"collection_name"`
 	AdminEmail       string    `json:"admin_email"`
 	MemberCount      int       `json:"member_count"`
@@ -24,9 +27,19 @@ type orgResponse struct {
 
 func toResponse(o *org.Organization) orgResponse {
 	return orgResponse{
-		ID: o.ID, OrganizationName: o.Name, CollectionName: o.CollectionName,
+		ID: o.ID, OrganizationName: o.Name, Slug: o.Slug, CollectionName: o.CollectionName,
 		AdminEmail: o.AdminEmail, MemberCount: len(org.MembersOf(o)), CreatedAt: o.CreatedAt, UpdatedAt: o.UpdatedAt,
 	}
+}
+
+// publicOrgResponse is the Organization as anyone else sees it: what its
+// name already tells, and when it was created. Who administers it and how
+// many members it has is its members' business.
+type publicOrgResponse struct {
+	OrganizationName string    `json:"organization_name"`
+	Slug             string    `json:"slug"`
+	CollectionName   string    `json:"collection_name"`
+	CreatedAt        time.Time `json:"created_at"`
 }
 
 type createRequest struct {
@@ -65,9 +78,23 @@ func (s *Server) getOrg(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	// A token is optional here; one that is given must be valid.
+	var p org.Principal
+	if r.Header.Get("Authorization") != "" {
+		if p, err = s.bearer(r); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
 	o, err := s.orgs.Get(r.Context(), name)
 	if err != nil {
 		s.fail(w, r, err)
+		return
+	}
+	if p.OrgID != o.ID {
+		respond(w, http.StatusOK, publicOrgResponse{
+			OrganizationName: o.Name, Slug: o.Slug, CollectionName: o.CollectionName, CreatedAt: o.CreatedAt,
+		})
 		return
 	}
 	respond(w, http.StatusOK, toResponse(o))
@@ -77,6 +104,7 @@ type updateRequest struct {
 	OrganizationName *string `json:"organization_name"`
 	Email            *string `json:"email"`
 	Password         *string `json:"password"`
+	CurrentPassword  *string `json:"current_password"`
 }
 
 func (s *Server) updateOrg(w http.ResponseWriter, r *http.Request) {
@@ -86,7 +114,9 @@ func (s *Server) updateOrg(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := principal(r.Context())
-	o, err := s.orgs.Update(r.Context(), p, org.UpdateInput{Name: req.OrganizationName, Email: req.Email, Password: req.Password})
+	o, err := s.orgs.Update(r.Context(), p, org.UpdateInput{
+		Name: req.OrganizationName, Email: req.Email, Password: req.Password, CurrentPassword: req.CurrentPassword,
+	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -113,10 +143,16 @@ type loginRequest struct {
 	Password string `json:"password"`
 }
 
-type loginResponse struct {
-	AccessToken string `json:"access_token"`
-	TokenType   string `json:"token_type"`
-	ExpiresIn   int64  `json:"expires_in"`
+// tokenResponse is a pair of tokens, as login and refresh answer them.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+}
+
+func toTokens(t auth.Token) tokenResponse {
+	return tokenResponse{AccessToken: t.AccessToken, TokenType: t.TokenType, ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken}
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
@@ -130,7 +166,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	respond(w, http.StatusOK, loginResponse{AccessToken: t.AccessToken, TokenType: t.TokenType, ExpiresIn: t.ExpiresIn})
+	respond(w, http.StatusOK, toTokens(t))
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {

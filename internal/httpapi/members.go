@@ -103,8 +103,9 @@ func (s *Server) getMe(w http.ResponseWriter, r *http.Request) {
 // updateMeRequest has no role: a member cannot give themselves one
 // (an unknown field is a 400).
 type updateMeRequest struct {
-	Email    *string `json:"email"`
-	Password *string `json:"password"`
+	Email           *string `json:"email"`
+	Password        *string `json:"password"`
+	CurrentPassword *string `json:"current_password"`
 }
 
 func (s *Server) updateMe(w http.ResponseWriter, r *http.Request) {
@@ -114,7 +115,7 @@ func (s *Server) updateMe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p, _ := principal(r.Context())
-	m, err := s.orgs.UpdateMe(r.Context(), p, org.SelfUpdate{Email: req.Email, Password: req.Password})
+	m, err := s.orgs.UpdateMe(r.Context(), p, org.SelfUpdate{Email: req.Email, Password: req.Password, CurrentPassword: req.CurrentPassword})
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -97,7 +97,7 @@ func TestMemberRolesByRoute(t *testing.T) {
 		}},
 		{"get me", all, func(*team) (string, string, string) { return http.MethodGet, membersURL + "/me", "" }},
 		{"patch me", all, func(*team) (string, string, string) {
-			return http.MethodPatch, membersURL + "/me", `{"password":"password-3"}`
+			return http.MethodPatch, membersURL + "/me", `{"password":"password-3","current_password":"password-1"}`
 		}},
 		{"update organization", []org.Role{org.RoleOwner}, func(tm *team) (string, string, string) {
 			return http.MethodPut, updateURL, `{"organization_name":"` + tm.name + ` Renamed"}`
@@ -160,7 +160,7 @@ func TestMembersLifecycle(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.Status)
 	assert.Len(t, r.JSON(t)["items"], 2)
 	assertNoSecrets(t, r.Body, "password-1")
-	got := e.do(http.MethodGet, byName(getURL, "Acme Corp"), "", "").JSON(t)
+	got := e.do(http.MethodGet, byName(getURL, "Acme Corp"), "", boss).JSON(t)
 	assert.EqualValues(t, 2, got["member_count"])
 
 	// The email is taken everywhere: here and as another organization's.
@@ -210,7 +210,7 @@ func TestMembersLifecycle(t *testing.T) {
 	assertProblem(t, e.do(http.MethodPut, updateURL, `{"organization_name":"Boss Co"}`, boss), http.StatusForbidden)
 
 	// Own credentials: the member's older tokens die, nobody else's.
-	r = e.do(http.MethodPatch, membersURL+"/me", `{"email":"Boss2@Acme.com","password":"password-9"}`, boss)
+	r = e.do(http.MethodPatch, membersURL+"/me", `{"email":"Boss2@Acme.com","password":"password-9","current_password":"password-1"}`, boss)
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	assert.Equal(t, "boss2@acme.com", r.JSON(t)["email"])
 	assertUnauthorized(t, e.do(http.MethodGet, membersURL+"/me", "", boss))
@@ -267,7 +267,7 @@ func TestMemberNoChangeIsNoEvent(t *testing.T) {
 	before := e.orgDoc(tm.slug)
 	audit := e.docs(mongostore.AuditCollection)
 
-	r := e.do(http.MethodPatch, membersURL+"/me", `{"email":"`+strings.ToUpper(tm.slug)+`-MEMBER@example.com"}`, tm.tokens[org.RoleMember])
+	r := e.do(http.MethodPatch, membersURL+"/me", `{"email":"`+strings.ToUpper(tm.slug)+`-MEMBER@example.com","current_password":"password-1"}`, tm.tokens[org.RoleMember])
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	assert.Equal(t, tm.slug+"-member@example.com", r.JSON(t)["email"])
 	r = e.do(http.MethodPatch, membersURL+"/"+tm.ids[org.RoleAdmin], `{"role":"admin"}`, tm.tokens[org.RoleOwner])

@@ -16,22 +16,42 @@ import (
 	"github.com/orgservice/orgservice/internal/org"
 )
 
-// requestID takes a sane X-Request-ID from the client (1–64 characters of
-// [A-Za-z0-9._-]) or makes one, and echoes it in the response. The id and
-// the client's address go into the request's org.Origin, which the audit
-// events it causes record.
+// requestID gives every request an id of the server's own, echoed in the
+// X-Request-ID response header. A client's X-Request-ID is kept beside it
+// when it is sane (1–64 characters of [A-Za-z0-9._-]), never instead of
+// it: a client could name another request's id. Both, the client's address
+// and its user agent go into the request's org.Origin, which the audit
+// events and the sessions it causes record.
 func (s *Server) requestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.Header.Get("X-Request-ID")
-		if !saneRequestID(id) {
-			b := make([]byte, 12)
-			_, _ = rand.Read(b)
-			id = hex.EncodeToString(b)
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		o := org.Origin{RequestID: hex.EncodeToString(b), ClientIP: s.ips.address(r), UserAgent: userAgent(r)}
+		if id := r.Header.Get("X-Request-ID"); saneRequestID(id) {
+			o.ClientRequestID = id
 		}
-		w.Header().Set("X-Request-ID", id)
-		o := org.Origin{RequestID: id, ClientIP: s.ips.address(r)}
+		w.Header().Set("X-Request-ID", o.RequestID)
 		next.ServeHTTP(w, r.WithContext(org.WithOrigin(r.Context(), o)))
 	})
+}
+
+// maxUserAgent is the most of a User-Agent header a session records.
+const maxUserAgent = 256
+
+// userAgent returns r's User-Agent, cut to maxUserAgent bytes, with
+// anything but printable ASCII replaced: it is shown to the member in
+// their sessions and must not carry control characters into a terminal.
+func userAgent(r *http.Request) string {
+	ua := r.Header.Get("User-Agent")
+	if len(ua) > maxUserAgent {
+		ua = ua[:maxUserAgent]
+	}
+	return strings.Map(func(c rune) rune {
+		if c < 0x20 || c > 0x7e {
+			return '?'
+		}
+		return c
+	}, ua)
 }
 
 func saneRequestID(id string) bool {
@@ -70,6 +90,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			slog.Int("status", status),
 			slog.Int("bytes", ww.BytesWritten()),
 			slog.Duration("duration", took),
+		}
+		if origin.ClientRequestID != "" {
+			attrs = append(attrs, slog.String("client_request_id", origin.ClientRequestID))
 		}
 		if li.orgID != "" {
 			attrs = append(attrs, slog.String("org_id", li.orgID))
@@ -125,13 +148,7 @@ func noStore(next http.Handler) http.Handler {
 // authenticate requires a valid bearer token and puts its principal in the context.
 func (s *Server) authenticate(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
-			s.fail(w, r, &requestError{http.StatusUnauthorized, "unauthorized", "Unauthorized",
-				"a bearer token is required: Authorization: Bearer <token>"})
-			return
-		}
-		p, err := s.auth.Authenticate(r.Context(), strings.TrimSpace(raw))
+		p, err := s.bearer(r)
 		if err != nil {
 			s.fail(w, r, err)
 			return
@@ -139,6 +156,17 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		info(r.Context()).orgID = p.OrgID
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	})
+}
+
+// bearer returns the principal of r's bearer token. Errors: a 401
+// requestError when there is none, and Authenticate's.
+func (s *Server) bearer(r *http.Request) (org.Principal, error) {
+	scheme, raw, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(raw) == "" {
+		return org.Principal{}, &requestError{http.StatusUnauthorized, "unauthorized", "Unauthorized",
+			"a bearer token is required: Authorization: Bearer <token>"}
+	}
+	return s.auth.Authenticate(r.Context(), strings.TrimSpace(raw))
 }
 
 // allow lets through only principals whose role may do a: the one place

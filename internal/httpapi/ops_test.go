@@ -80,13 +80,15 @@ func TestRequestID(t *testing.T) {
 	}
 	generated := regexp.MustCompile(`^[0-9a-f]{24}$`)
 
-	assert.Equal(t, "abc-123_X.y", send("abc-123_X.y"), "a sane id is kept")
-	assert.Contains(t, logs.String(), `"request_id":"abc-123_X.y"`, "and logged")
+	own := send("abc-123_X.y")
+	assert.Regexp(t, generated, own, "the server's own id, never the client's")
+	assert.Contains(t, logs.String(), `"request_id":"`+own+`"`, "logged")
+	assert.Contains(t, logs.String(), `"client_request_id":"abc-123_X.y"`, "a sane client id is logged beside it")
 	assert.Contains(t, logs.String(), `"client_ip":"192.0.2.1"`, "the access line names the client")
 	for _, insane := range []string{strings.Repeat("a", 65), "has space", "semi;colon", "<script>", "ünï"} {
 		got := send(insane)
-		assert.Regexp(t, generated, got, "%q is replaced", insane)
-		assert.NotContains(t, logs.String(), insane)
+		assert.Regexp(t, generated, got, "%q is not used", insane)
+		assert.NotContains(t, logs.String(), insane, "nor logged")
 	}
 	a, b := send(""), send("")
 	assert.Regexp(t, generated, a)
@@ -272,7 +274,7 @@ func TestMetricsMemberAndAuditRoutes(t *testing.T) {
 	require.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, membersURL+"/"+id, "", owner).Status)
 	require.Equal(t, http.StatusNotFound, e.do(http.MethodDelete, membersURL+"/"+id, "", owner).Status)
 	require.Equal(t, http.StatusOK, e.do(http.MethodGet, membersURL+"/me", "", member).Status)
-	require.Equal(t, http.StatusOK, e.do(http.MethodPatch, membersURL+"/me", `{"password":"password-3"}`, admin).Status)
+	require.Equal(t, http.StatusOK, e.do(http.MethodPatch, membersURL+"/me", `{"password":"password-3","current_password":"password-1"}`, admin).Status)
 	require.Equal(t, http.StatusOK, e.do(http.MethodGet, auditURL, "", owner).Status)
 	require.Equal(t, http.StatusOK, e.do(http.MethodGet, auditURL+"?limit=1", "", owner).Status)
 	assertProblem(t, e.do(http.MethodGet, auditURL, "", member), http.StatusForbidden)

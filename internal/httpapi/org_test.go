@@ -238,8 +238,9 @@ func TestCreate(t *testing.T) {
 	assertNoSecrets(t, r.Body, pw)
 
 	body := r.JSON(t)
-	assert.ElementsMatch(t, []string{"id", "organization_name", "collection_name", "admin_email", "member_count", "created_at", "updated_at"},
+	assert.ElementsMatch(t, []string{"id", "organization_name", "slug", "collection_name", "admin_email", "member_count", "created_at", "updated_at"},
 		keys(body), "exactly the Organization resource")
+	assert.Equal(t, "acme_corp", body["slug"])
 	assert.Regexp(t, `^[0-9a-f]{24}$`, body["id"])
 	assert.Equal(t, "Acme Corp", body["organization_name"], "trimmed, as given")
 	assert.Equal(t, "org_acme_corp", body["collection_name"])
@@ -251,10 +252,14 @@ func TestCreate(t *testing.T) {
 	assert.Equal(t, created, updated)
 	assert.WithinRange(t, created, before, time.Now().UTC().Add(time.Second))
 
-	// The Location answers with the same organization.
-	g := e.do(http.MethodGet, r.Header.Get("Location"), "", "")
+	// The Location answers with the same organization: all of it to its
+	// member, what the name tells to anyone.
+	g := e.do(http.MethodGet, r.Header.Get("Location"), "", e.login("admin@acme.com", pw))
 	require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
 	assert.Equal(t, body, g.JSON(t))
+	g = e.do(http.MethodGet, r.Header.Get("Location"), "", "")
+	require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
+	assert.Equal(t, publicOf(body), g.JSON(t))
 
 	// Database: one metadata document as issue 2 describes it, one empty collection.
 	assert.Equal(t, int64(1), e.orgDocs())
@@ -495,6 +500,12 @@ func TestCreateConcurrent(t *testing.T) {
 	assert.Len(t, e.collections(), 2)
 }
 
+// publicOf is the Organization o as anyone who is not its member sees it.
+func publicOf(o map[string]any) map[string]any {
+	return map[string]any{"organization_name": o["organization_name"], "slug": o["slug"],
+		"collection_name": o["collection_name"], "created_at": o["created_at"]}
+}
+
 func count(xs []int, x int) int {
 	n := 0
 	for _, v := range xs {
@@ -512,6 +523,7 @@ func TestGet(t *testing.T) {
 	e := newEnv(t, org.Config{})
 	created := e.create("Café Zürich", "admin@cafe.ch", "s3cretpass")
 	e.create("Acme Corp", "admin@acme.com", "s3cretpass")
+	own, other := e.login("admin@cafe.ch", "s3cretpass"), e.login("admin@acme.com", "s3cretpass")
 	before := e.snapshot()
 
 	for _, name := range []string{
@@ -521,10 +533,24 @@ func TestGet(t *testing.T) {
 			r := e.do(http.MethodGet, byName(getURL, name), "", "")
 			require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 			assert.Equal(t, "application/json", r.Header.Get("Content-Type"))
-			assert.Equal(t, created, r.JSON(t))
+			assert.Equal(t, publicOf(created), r.JSON(t), "anyone: what the name tells, and the creation time")
 			assertNoSecrets(t, r.Body, "s3cretpass")
+			assert.NotContains(t, string(r.Body), "admin@cafe.ch")
 		})
 	}
+	t.Run("200 with a token of the organization", func(t *testing.T) {
+		r := e.do(http.MethodGet, byName(getURL, "Café Zürich"), "", own)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		assert.Equal(t, created, r.JSON(t), "its members see all of it")
+	})
+	t.Run("200 with another organization's token", func(t *testing.T) {
+		r := e.do(http.MethodGet, byName(getURL, "Café Zürich"), "", other)
+		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
+		assert.Equal(t, publicOf(created), r.JSON(t))
+	})
+	t.Run("401 with a bad token", func(t *testing.T) {
+		assertProblem(t, e.do(http.MethodGet, byName(getURL, "Café Zürich"), "", "not-a-token"), http.StatusUnauthorized)
+	})
 	for _, name := range []string{"Globex", "Café", "café_zürich_ag", "!!!", strings.Repeat("a", 65)} {
 		t.Run("404 "+name, func(t *testing.T) {
 			assertProblem(t, e.do(http.MethodGet, byName(getURL, name), "", ""), http.StatusNotFound)
@@ -586,12 +612,12 @@ func TestUpdateRename(t *testing.T) {
 			assert.Equal(t, int64(2), e.orgDocs())
 
 			assertProblem(t, e.do(http.MethodGet, byName(getURL, "Acme Corp"), "", ""), http.StatusNotFound)
-			g := e.do(http.MethodGet, byName(getURL, "globex-inc"), "", "")
+			g := e.do(http.MethodGet, byName(getURL, "globex-inc"), "", tok)
 			require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
 			assert.Equal(t, body, g.JSON(t))
 			g = e.do(http.MethodGet, byName(getURL, "Bystander"), "", "")
 			require.Equal(t, http.StatusOK, g.Status, "%s", g.Body)
-			assert.Equal(t, other, g.JSON(t))
+			assert.Equal(t, publicOf(other), g.JSON(t))
 
 			if tt.strategy != org.StrategyCopy {
 				return // the rest is the same for both strategies, and cheaper with fewer documents
@@ -623,11 +649,11 @@ func TestUpdateRenameConflict(t *testing.T) {
 		assert.Equal(t, before, e.snapshot(), "nothing moved")
 	}
 	// Together with an email change: neither is applied.
-	r := e.do(http.MethodPut, updateURL, `{"organization_name": "Globex", "email": "new@acme.com"}`, tok)
+	r := e.do(http.MethodPut, updateURL, `{"organization_name": "Globex", "email": "new@acme.com", "current_password": "s3cretpass"}`, tok)
 	assertProblem(t, r, http.StatusConflict)
 	assert.Equal(t, before, e.snapshot(), "nothing moved")
 	// An email taken by another organization.
-	r = e.do(http.MethodPut, updateURL, `{"email": "ADMIN@globex.com"}`, tok)
+	r = e.do(http.MethodPut, updateURL, `{"email": "ADMIN@globex.com", "current_password": "s3cretpass"}`, tok)
 	assertProblem(t, r, http.StatusConflict)
 	assert.Equal(t, before, e.snapshot(), "nothing changed")
 
@@ -636,7 +662,7 @@ func TestUpdateRenameConflict(t *testing.T) {
 	assertSameDocs(t, globexDocs, e.docs("org_globex"))
 
 	// The token still works and nothing was left claimed.
-	r = e.do(http.MethodPut, updateURL, `{"organization_name": "Initech", "email": "new@acme.com"}`, tok)
+	r = e.do(http.MethodPut, updateURL, `{"organization_name": "Initech", "email": "new@acme.com", "current_password": "s3cretpass"}`, tok)
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	assertSameDocs(t, acmeDocs, e.docs("org_initech"))
 	e.login("new@acme.com", "s3cretpass")
@@ -681,7 +707,7 @@ func TestUpdateCredentials(t *testing.T) {
 
 	t.Run("email", func(t *testing.T) {
 		created, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
-		r := e.do(http.MethodPut, updateURL, `{"email": "Boss@Acme.com"}`, tok)
+		r := e.do(http.MethodPut, updateURL, `{"email": "Boss@Acme.com", "current_password": "s3cretpass"}`, tok)
 		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 		assert.Equal(t, "boss@acme.com", r.JSON(t)["admin_email"])
 		assert.Equal(t, created["id"], r.JSON(t)["id"])
@@ -701,7 +727,7 @@ func TestUpdateCredentials(t *testing.T) {
 
 	t.Run("password", func(t *testing.T) {
 		_, tok := e.tokenFor("Globex", "admin@globex.com", "old-password")
-		r := e.do(http.MethodPut, updateURL, `{"password": "new-password"}`, tok)
+		r := e.do(http.MethodPut, updateURL, `{"password": "new-password", "current_password": "old-password"}`, tok)
 		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 		assertNoSecrets(t, r.Body, "new-password")
 		d := e.orgDoc("globex")
@@ -718,7 +744,7 @@ func TestUpdateCredentials(t *testing.T) {
 	t.Run("rename with email change", func(t *testing.T) {
 		_, tok := e.tokenFor("Initech", "admin@initech.com", "s3cretpass")
 		docs := e.seed("org_initech", 40)
-		r := e.do(http.MethodPut, updateURL, `{"organization_name": "Initrode", "email": "admin@initrode.com", "password": "fresh-password"}`, tok)
+		r := e.do(http.MethodPut, updateURL, `{"organization_name": "Initrode", "email": "admin@initrode.com", "password": "fresh-password", "current_password": "s3cretpass"}`, tok)
 		require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 		assertSameDocs(t, docs, e.docs("org_initrode"))
 		assert.NotContains(t, e.collections(), "org_initech")
@@ -763,7 +789,7 @@ func TestUpdateMassAssignment(t *testing.T) {
 		})
 	}
 	// The token is still good and the organization as it was.
-	g := e.do(http.MethodGet, byName(getURL, "Acme Corp"), "", "")
+	g := e.do(http.MethodGet, byName(getURL, "Acme Corp"), "", tok)
 	require.Equal(t, http.StatusOK, g.Status)
 	assert.Equal(t, created, g.JSON(t))
 	require.Equal(t, http.StatusOK, e.do(http.MethodPut, updateURL, `{"organization_name": "Acme Corp"}`, tok).Status)
@@ -785,10 +811,15 @@ func TestUpdateInvalid(t *testing.T) {
 		{"blank name", `{"organization_name": "  "}`, http.StatusUnprocessableEntity, []string{"organization_name"}},
 		{"name without letters", `{"organization_name": "!!!"}`, http.StatusUnprocessableEntity, []string{"organization_name"}},
 		{"name too long", mustJSON(t, map[string]string{"organization_name": strings.Repeat("n", 101)}), http.StatusUnprocessableEntity, []string{"organization_name"}},
-		{"bad email", `{"email": "nope"}`, http.StatusUnprocessableEntity, []string{"email"}},
-		{"short password", `{"password": "short"}`, http.StatusUnprocessableEntity, []string{"password"}},
-		{"long password", mustJSON(t, map[string]string{"password": strings.Repeat("p", 73)}), http.StatusUnprocessableEntity, []string{"password"}},
-		{"valid name, bad email", `{"organization_name": "Globex", "email": "nope"}`, http.StatusUnprocessableEntity, []string{"email"}},
+		{"bad email", `{"email": "nope", "current_password": "s3cretpass"}`, http.StatusUnprocessableEntity, []string{"email"}},
+		{"short password", `{"password": "short", "current_password": "s3cretpass"}`, http.StatusUnprocessableEntity, []string{"password"}},
+		{"long password", mustJSON(t, map[string]string{"password": strings.Repeat("p", 73), "current_password": "s3cretpass"}), http.StatusUnprocessableEntity, []string{"password"}},
+		{"valid name, bad email", `{"organization_name": "Globex", "email": "nope", "current_password": "s3cretpass"}`, http.StatusUnprocessableEntity, []string{"email"}},
+		{"email without current_password", `{"email": "new@acme.com"}`, http.StatusUnprocessableEntity, []string{"current_password"}},
+		{"password without current_password", `{"password": "new-password"}`, http.StatusUnprocessableEntity, []string{"current_password"}},
+		{"empty current_password", `{"password": "new-password", "current_password": ""}`, http.StatusUnprocessableEntity, []string{"current_password"}},
+		{"bad email, no current_password", `{"email": "nope"}`, http.StatusUnprocessableEntity, []string{"email", "current_password"}},
+		{"current_password not a string", `{"password": "new-password", "current_password": 1}`, http.StatusBadRequest, nil},
 		{"malformed", `{"organization_name": `, http.StatusBadRequest, nil},
 		{"wrong type", `{"organization_name": 5}`, http.StatusBadRequest, nil},
 		{"empty body", ``, http.StatusBadRequest, nil},
@@ -883,7 +914,7 @@ func TestDelete(t *testing.T) {
 	assertProblem(t, e.do(http.MethodGet, byName(getURL, "Acme Corp"), "", ""), http.StatusNotFound)
 	g := e.do(http.MethodGet, byName(getURL, "Globex"), "", "")
 	require.Equal(t, http.StatusOK, g.Status)
-	assert.Equal(t, globex, g.JSON(t))
+	assert.Equal(t, publicOf(globex), g.JSON(t))
 
 	// The name and the email can be registered again, with nothing inherited.
 	again, tok2 := e.tokenFor("Acme Corp", "admin@acme.com", "another-pass")
@@ -933,7 +964,7 @@ func TestTokenBoundToOrganization(t *testing.T) {
 	assertSameDocs(t, bDocs, e.docs("org_acme_corp"))
 
 	require.Equal(t, http.StatusNoContent, e.do(http.MethodDelete, byName(deleteURL, "Acme Again"), "", tokA).Status)
-	g := e.do(http.MethodGet, byName(getURL, "Acme Corp"), "", "")
+	g := e.do(http.MethodGet, byName(getURL, "Acme Corp"), "", tokB)
 	require.Equal(t, http.StatusOK, g.Status)
 	assert.Equal(t, b["id"], g.JSON(t)["id"])
 	assert.Equal(t, []string{"org_acme_corp"}, e.collections())
@@ -978,7 +1009,7 @@ func TestUpdateRenameConcurrent(t *testing.T) {
 	assert.NotContains(t, d, "pending")
 	assert.Regexp(t, regexp.MustCompile(`^Name [0-4]$`), d["organization_name"])
 
-	g := e.do(http.MethodGet, byName(getURL, d["organization_name"].(string)), "", "")
+	g := e.do(http.MethodGet, byName(getURL, d["organization_name"].(string)), "", tok)
 	require.Equal(t, http.StatusOK, g.Status)
 	assert.Equal(t, created["id"], g.JSON(t)["id"])
 	assertProblem(t, e.do(http.MethodGet, byName(getURL, "Acme Corp"), "", ""), http.StatusNotFound)
@@ -1007,7 +1038,7 @@ func TestUpdateRenameBack(t *testing.T) {
 		assert.Equal(t, []string{want}, e.collections())
 		assertSameDocs(t, docs, e.docs(want))
 	}
-	g := e.do(http.MethodGet, byName(getURL, "acme-corp"), "", "")
+	g := e.do(http.MethodGet, byName(getURL, "acme-corp"), "", tok)
 	require.Equal(t, http.StatusOK, g.Status)
 	assert.Equal(t, created["id"], g.JSON(t)["id"])
 	assert.Equal(t, "ACME corp", g.JSON(t)["organization_name"])
@@ -1022,7 +1053,7 @@ func TestUpdateSameEmail(t *testing.T) {
 	e := newEnv(t, org.Config{})
 	_, tok := e.tokenFor("Acme Corp", "admin@acme.com", "s3cretpass")
 	audit := e.docs(mongostore.AuditCollection)
-	r := e.do(http.MethodPut, updateURL, `{"email": "ADMIN@Acme.com"}`, tok)
+	r := e.do(http.MethodPut, updateURL, `{"email": "ADMIN@Acme.com", "current_password": "s3cretpass"}`, tok)
 	require.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	assert.Equal(t, "admin@acme.com", r.JSON(t)["admin_email"])
 	assert.EqualValues(t, 0, e.orgDoc("acme_corp")["token_version"])

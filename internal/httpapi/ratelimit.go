@@ -1,43 +1,47 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
-	"io"
 	"net/http"
 	"time"
 
 	"github.com/go-chi/httprate"
-
-	"github.com/orgservice/orgservice/internal/org"
 )
 
 // The rate limits, as named in metrics.
 const (
-	limitLoginIP    = "login_ip"
-	limitLoginEmail = "login_email"
-	limitWrite      = "write"
-	limitData       = "data"
+	limitLoginIP      = "login_ip"
+	limitLoginEmailIP = "login_email_ip"
+	limitLoginEmail   = "login_email"
+	limitWrite        = "write"
+	limitData         = "data"
 )
 
 // rateLimits are the limiter middlewares. They run before authentication
 // and handlers, so a limited request costs no bcrypt and no database work.
 type rateLimits struct {
-	loginIP    func(http.Handler) http.Handler // logins per client IP
-	loginEmail func(http.Handler) http.Handler // logins per email, whatever the IP
-	write      func(http.Handler) http.Handler // creates, updates and deletes per client IP
-	data       func(http.Handler) http.Handler // document requests per organization, after authentication
+	// Password attempts (logins, and current_password checks, see
+	// attempts.go): per client address whatever the email; per email and
+	// address together; and per email whatever the address, at a rate one
+	// address cannot use up, so that failures from one address never lock
+	// the account's owner out elsewhere (OWASP Authentication Cheat Sheet,
+	// "Account Lockout": a lockout must not become a denial of service).
+	loginIP      func(http.Handler) http.Handler
+	loginEmailIP func(http.Handler) http.Handler
+	loginEmail   func(http.Handler) http.Handler
+	write        func(http.Handler) http.Handler // creates, updates and deletes per client IP
+	data         func(http.Handler) http.Handler // document requests per organization, after authentication
 
 	failOpenLog *throttle // warnings of requests let through while the RateStore fails
 }
 
 func (s *Server) newRateLimits() rateLimits {
 	return rateLimits{
-		loginIP:     s.limiter(limitLoginIP, s.opts.LoginRatePerMin, s.ips.key),
-		loginEmail:  s.limiter(limitLoginEmail, s.opts.LoginRatePerMin, loginEmail),
-		write:       s.limiter(limitWrite, s.opts.WriteRatePerMin, s.ips.key),
-		failOpenLog: &throttle{every: failOpenLogEvery},
-		data:        s.limiter(limitData, s.opts.DataRatePerMin, principalOrg),
+		loginIP:      s.limiter(limitLoginIP, s.opts.LoginRatePerMin, s.attemptIP),
+		loginEmailIP: s.limiter(limitLoginEmailIP, s.opts.LoginRatePerMin, s.attemptEmailIP),
+		loginEmail:   s.limiter(limitLoginEmail, s.opts.LoginEmailRatePerMin, attemptEmail),
+		write:        s.limiter(limitWrite, s.opts.WriteRatePerMin, s.ips.key),
+		failOpenLog:  &throttle{every: failOpenLogEvery},
+		data:         s.limiter(limitData, s.opts.DataRatePerMin, principalOrg),
 	}
 }
 
@@ -79,32 +83,4 @@ func (s *Server) rateLimited(w http.ResponseWriter, r *http.Request, name string
 	s.metrics.RateLimited(name)
 	s.fail(w, r, &requestError{http.StatusTooManyRequests, "rate-limited", "Too many requests",
 		"too many requests; retry after " + w.Header().Get("Retry-After") + " seconds"})
-}
-
-// loginEmail returns the normalized email of a login body, or "" when the
-// body holds none. It reads at most MaxBodyBytes+1 bytes and puts them back
-// in front of the rest of the body, so the handler decodes (and caps) the
-// body exactly as if it had not been read.
-func loginEmail(r *http.Request) string {
-	if r.Body == nil || r.Body == http.NoBody {
-		return ""
-	}
-	buf, err := io.ReadAll(io.LimitReader(r.Body, MaxBodyBytes+1))
-	r.Body = replayBody{io.MultiReader(bytes.NewReader(buf), r.Body), r.Body}
-	if err != nil {
-		return ""
-	}
-	var v struct {
-		Email string `json:"email"`
-	}
-	if json.Unmarshal(buf, &v) != nil {
-		return ""
-	}
-	return org.NormalizeEmail(v.Email)
-}
-
-// replayBody reads buffered bytes then the rest, and closes the original.
-type replayBody struct {
-	io.Reader
-	io.Closer
 }

@@ -87,10 +87,10 @@ func TestLoginRateLimitPerIP(t *testing.T) {
 }
 
 func TestLoginRateLimitPerEmail(t *testing.T) {
-	e := newEnvWith(t, org.Config{}, httpapi.Options{LoginRatePerMin: 5})
+	e := newEnvWith(t, org.Config{}, httpapi.Options{LoginRatePerMin: 5, LoginEmailRatePerMin: 8})
 	e.create("Acme", "admin@acme.com", "s3cretpass")
-	// Five addresses, one email: the email's budget is spent, in any spelling.
-	for i := range 5 {
+	// Eight addresses, one email: the email's budget is spent, in any spelling.
+	for i := range 8 {
 		email := "admin@acme.com"
 		if i%2 == 1 {
 			email = " ADMIN@Acme.com"
@@ -99,13 +99,38 @@ func TestLoginRateLimitPerEmail(t *testing.T) {
 		require.Equal(t, http.StatusUnauthorized, r.Status, "attempt %d: %s", i+1, r.Body)
 	}
 	r := e.from("203.0.113.99:4000", http.MethodPost, "/api/v1/admin/login", loginBody("Admin@acme.com", "s3cretpass"))
-	assertLimited(t, r, 5)
+	assertLimited(t, r, 8)
 
 	// The same fresh address may still log in as someone else.
 	e.create("Globex", "boss@globex.com", "s3cretpass")
 	r = e.from("203.0.113.99:4000", http.MethodPost, "/api/v1/admin/login", loginBody("boss@globex.com", "s3cretpass"))
 	assert.Equal(t, http.StatusOK, r.Status, "%s", r.Body)
 	assert.Contains(t, e.metricsText(), `orgservice_rate_limited_total{limit="login_email"} 1`)
+}
+
+// Failed logins from one address cannot lock the account's owner out
+// elsewhere: that address is refused, the owner logs in from another. The
+// per-address limit is checked first, so that attempts it refuses do not
+// count against the email (OWASP Authentication Cheat Sheet, "Account
+// Lockout": a lockout must not become a denial of service).
+func TestLoginRateLimitNoLockout(t *testing.T) {
+	e := newEnvWith(t, org.Config{}, httpapi.Options{LoginRatePerMin: 5, LoginEmailRatePerMin: 8})
+	e.create("Acme", "admin@acme.com", "s3cretpass")
+	const attacker = "203.0.113.66:4000"
+	for i := range 50 { // far more than either limit
+		r := e.from(attacker, http.MethodPost, "/api/v1/admin/login", loginBody("admin@acme.com", fmt.Sprintf("guess-%d", i)))
+		if i < 5 {
+			require.Equal(t, http.StatusUnauthorized, r.Status, "guess %d: %s", i+1, r.Body)
+		} else {
+			assertLimited(t, r, 5)
+		}
+	}
+	r := e.from("198.51.100.20:4000", http.MethodPost, "/api/v1/admin/login", loginBody("admin@acme.com", "s3cretpass"))
+	assert.Equal(t, http.StatusOK, r.Status, "the owner, elsewhere: %s", r.Body)
+	assert.Equal(t, "2", r.Header.Get("X-RateLimit-Remaining"), "8 less the attacker's 5 allowed attempts and this one: the 45 refused cost the email nothing")
+	metrics := e.metricsText()
+	assert.Contains(t, metrics, `orgservice_rate_limited_total{limit="login_ip"} 45`)
+	assert.NotContains(t, metrics, `limit="login_email"`)
 }
 
 func TestLoginRateLimitKeepsBody(t *testing.T) {

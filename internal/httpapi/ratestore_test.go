@@ -142,19 +142,22 @@ func slots(t testing.TB, db *mongo.Database, prefix string) int64 {
 }
 
 // Thirty logins for one email at once, spread over three instances from
-// thirty addresses: exactly the five of the per-email limit reach the handler.
+// thirty addresses: exactly the eight of the per-email limit reach the
+// handler.
 func TestSharedLoginLimitIsExactAcrossInstances(t *testing.T) {
-	c := newCluster(t, 3, httpapi.Options{LoginRatePerMin: 5})
+	c := newCluster(t, 3, httpapi.Options{LoginRatePerMin: 5, LoginEmailRatePerMin: 8})
 	c.envs[0].create("Acme", "admin@acme.com", "s3cretpass")
 	counts := statusCounts(30, func(i int) resp {
 		return c.post("/api/v1/admin/login", loginBody("admin@acme.com", "wrongpass1"), fmt.Sprintf("198.51.100.%d", i+1))
 	})
-	assert.Equal(t, map[int]int{http.StatusUnauthorized: 5, http.StatusTooManyRequests: 25}, counts)
-	assert.Equal(t, 25, c.rateLimited("login_email"))
+	assert.Equal(t, map[int]int{http.StatusUnauthorized: 8, http.StatusTooManyRequests: 22}, counts)
+	assert.Equal(t, 22, c.rateLimited("login_email"))
 	assert.Equal(t, 0, c.rateLimited("login_ip"))
+	assert.Equal(t, 0, c.rateLimited("login_email_ip"))
 	win := strconv.FormatInt(windowStart.Unix(), 10)
-	assert.EqualValues(t, 5, slots(t, c.db, "login_email|admin@acme.com|"+win+"|"), "one slot per allowed login")
+	assert.EqualValues(t, 8, slots(t, c.db, "login_email|admin@acme.com|"+win+"|"), "one slot per allowed login")
 	assert.EqualValues(t, 30, slots(t, c.db, "login_ip|"), "each address took one slot of its own")
+	assert.EqualValues(t, 30, slots(t, c.db, "login_email_ip|admin@acme.com%7C"), "and one of the email's at that address")
 }
 
 // Thirty creates at once from one client over three instances: exactly the
@@ -172,17 +175,18 @@ func TestSharedWriteLimitIsExactAcrossInstances(t *testing.T) {
 }
 
 func TestSharedLimitHeadersAndWindowRollover(t *testing.T) {
-	c := newCluster(t, 3, httpapi.Options{LoginRatePerMin: 5})
+	c := newCluster(t, 3, httpapi.Options{LoginRatePerMin: 5, LoginEmailRatePerMin: 6})
 	login := func(ip string) resp {
 		return c.post("/api/v1/admin/login", loginBody("admin@acme.com", "wrongpass1"), ip)
 	}
 	end := windowStart.Add(time.Minute).Unix()
-	// One after the other over the three instances, the count is the cluster's.
-	for i := range 5 {
+	// One after the other over the three instances, the count is the
+	// cluster's; the headers are the per-email limit's, the last to count.
+	for i := range 6 {
 		r := login(fmt.Sprintf("198.51.100.%d", i+1))
 		require.Equal(t, http.StatusUnauthorized, r.Status, "login %d: %s", i+1, r.Body)
-		assert.Equal(t, "5", r.Header.Get("X-RateLimit-Limit"))
-		assert.Equal(t, strconv.Itoa(4-i), r.Header.Get("X-RateLimit-Remaining"), "login %d", i+1)
+		assert.Equal(t, "6", r.Header.Get("X-RateLimit-Limit"))
+		assert.Equal(t, strconv.Itoa(5-i), r.Header.Get("X-RateLimit-Remaining"), "login %d", i+1)
 		assert.Equal(t, strconv.FormatInt(end, 10), r.Header.Get("X-RateLimit-Reset"))
 	}
 	for range 3 { // every instance refuses, whether or not it has seen the window filled
@@ -195,19 +199,19 @@ func TestSharedLimitHeadersAndWindowRollover(t *testing.T) {
 		assert.Equal(t, strconv.FormatInt(end, 10), r.Header.Get("X-RateLimit-Reset"))
 	}
 	old := "login_email|admin@acme.com|" + strconv.FormatInt(windowStart.Unix(), 10) + "|"
-	assert.EqualValues(t, 5, slots(t, c.db, old))
+	assert.EqualValues(t, 6, slots(t, c.db, old))
 
 	// The next window is free again, on every instance.
 	c.clock.Add(time.Minute)
 	for i := range 3 {
 		r := login("198.51.100.99")
 		require.Equal(t, http.StatusUnauthorized, r.Status, "%s", r.Body)
-		assert.Equal(t, strconv.Itoa(4-i), r.Header.Get("X-RateLimit-Remaining"))
+		assert.Equal(t, strconv.Itoa(5-i), r.Header.Get("X-RateLimit-Remaining"))
 		assert.Equal(t, strconv.FormatInt(end+60, 10), r.Header.Get("X-RateLimit-Reset"))
 	}
 	// The ended window's slots stay one window longer (an instance whose
 	// clock lags may still count in it), then are pruned in the background.
-	assert.EqualValues(t, 5, slots(t, c.db, old))
+	assert.EqualValues(t, 6, slots(t, c.db, old))
 	c.clock.Add(time.Minute)
 	require.Equal(t, http.StatusUnauthorized, login("198.51.100.99").Status)
 	require.Eventually(t, func() bool { return slots(t, c.db, old) == 0 }, 20*time.Second, 20*time.Millisecond,

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,6 +52,14 @@ func (s stubAuth) Login(context.Context, string, string) (auth.Token, error) {
 func (s stubAuth) Authenticate(context.Context, string) (org.Principal, error) {
 	return org.Principal{OrgID: s.o.ID, Email: s.o.AdminEmail, OrgName: s.o.Name, MemberID: s.o.ID, Role: org.RoleOwner}, nil
 }
+func (s stubAuth) Refresh(ctx context.Context, _ string) (auth.Token, error) {
+	return s.Login(ctx, "", "")
+}
+func (s stubAuth) Logout(context.Context, org.Principal) error { return nil }
+func (s stubAuth) Sessions(context.Context, org.Principal) ([]org.Session, error) {
+	return nil, nil
+}
+func (s stubAuth) EndSession(context.Context, org.Principal, string) error { return nil }
 
 // benchWriter is a ResponseWriter that keeps the status and reuses its headers.
 type benchWriter struct {
@@ -125,6 +134,41 @@ func BenchmarkLogin(b *testing.B) {
 	}
 	serve(b, e.srv, http.MethodPost, "/api/v1/admin/login",
 		`{"email":"`+benchEmail(50)+`","password":"s3cretpass"}`, http.StatusOK)
+}
+
+// BenchmarkRefresh is a refresh through the whole service over the
+// embedded database, with 1,000 other sessions stored: the session read, the
+// insert of the used token's record, the organization read afresh only when
+// the directory refuses, the rotation, a new access token. Each refresh
+// uses the token the last one answered.
+func BenchmarkRefresh(b *testing.B) {
+	e := newEnv(b, org.Config{})
+	for i := range 10 {
+		e.create(benchName(i), benchEmail(i), "s3cretpass")
+	}
+	for i := range 1000 {
+		e.login(benchEmail(i%10), "s3cretpass")
+	}
+	r := e.do(http.MethodPost, "/api/v1/admin/login", `{"email":"`+benchEmail(5)+`","password":"s3cretpass"}`, "")
+	refresh := r.JSON(b)["refresh_token"].(string)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		w = httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/api/v1/admin/refresh", strings.NewReader(`{"refresh_token":"`+refresh+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		e.srv.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		var t struct {
+			Refresh string `json:"refresh_token"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &t); err != nil {
+			b.Fatal(err)
+		}
+		refresh = t.Refresh
+	}
 }
 
 func benchName(i int) string  { return fmt.Sprintf("Bench Org %03d", i) }

@@ -33,10 +33,15 @@ type Orgs interface {
 	Usage(ctx context.Context, p org.Principal) (org.UsageReport, error)
 }
 
-// Auth is what the API needs to log members in and check their tokens.
+// Auth is what the API needs to log members in, check their tokens and
+// keep their sessions.
 type Auth interface {
 	Login(ctx context.Context, email, password string) (auth.Token, error)
 	Authenticate(ctx context.Context, raw string) (org.Principal, error)
+	Refresh(ctx context.Context, raw string) (auth.Token, error)
+	Logout(ctx context.Context, p org.Principal) error
+	Sessions(ctx context.Context, p org.Principal) ([]org.Session, error)
+	EndSession(ctx context.Context, p org.Principal, id string) error
 }
 
 // Pinger checks that the database answers, for the readiness probe.
@@ -74,9 +79,15 @@ type Deps struct {
 type Options struct {
 	// DBTimeout bounds the readiness probe's ping.
 	DBTimeout time.Duration
-	// LoginRatePerMin caps logins a minute per client IP and, separately,
-	// per email; 0 disables the limit.
+	// LoginRatePerMin caps password attempts (logins, and changes of
+	// credentials with current_password) a minute per client IP and,
+	// separately, per email and client IP together; 0 disables the limit.
 	LoginRatePerMin int
+	// LoginEmailRatePerMin caps password attempts a minute per email,
+	// whatever the IP: high enough that a person never meets it, and
+	// above LoginRatePerMin, so that one address cannot use it up; 0
+	// disables the limit.
+	LoginEmailRatePerMin int
 	// WriteRatePerMin caps creates, updates and deletes a minute per client
 	// IP; 0 disables the limit.
 	WriteRatePerMin int

@@ -34,6 +34,8 @@ type eventDoc struct {
 	Target    targetDoc         `bson:"target"`
 	Details   map[string]string `bson:"details,omitempty"`
 	RequestID string            `bson:"request_id,omitempty"`
+	// ClientRequestID is the client's X-Request-ID, beside the server's own.
+	ClientRequestID string `bson:"client_request_id,omitempty"`
 }
 
 type actorDoc struct {
@@ -61,7 +63,7 @@ func toEventDocs(evs []org.Event) []eventDoc {
 			Actor:   actorDoc{Type: e.Actor.Type, MemberID: e.Actor.MemberID, Email: e.Actor.Email},
 			Action:  string(e.Action),
 			Target:  targetDoc{Type: e.Target.Type, ID: e.Target.ID, Name: e.Target.Name},
-			Details: e.Details, RequestID: e.RequestID,
+			Details: e.Details, RequestID: e.RequestID, ClientRequestID: e.ClientRequestID,
 		}
 	}
 	return out
@@ -78,7 +80,7 @@ func fromEventDocs(ds []eventDoc) []org.Event {
 			Actor:   org.Actor{Type: d.Actor.Type, MemberID: d.Actor.MemberID, Email: d.Actor.Email},
 			Action:  org.EventAction(d.Action),
 			Target:  org.Target{Type: d.Target.Type, ID: d.Target.ID, Name: d.Target.Name},
-			Details: d.Details, RequestID: d.RequestID,
+			Details: d.Details, RequestID: d.RequestID, ClientRequestID: d.ClientRequestID,
 		}
 	}
 	return out

@@ -16,7 +16,8 @@ import (
 )
 
 // changesCollection is the change log: one entry per operation that may
-// write an organization's metadata, numbered 1, 2, 3… without gaps.
+// write an organization's metadata, and one per ended session, numbered 1,
+// 2, 3… without gaps.
 const changesCollection = "changes"
 
 // hintTTL is how long an appender trusts its own idea of the log's head
@@ -26,8 +27,9 @@ const changesCollection = "changes"
 const hintTTL = 15 * time.Second
 
 // ChangeLog is the change log: it announces every write of an
-// organization's metadata to every instance's directory. It implements
-// org.ChangeLog and the directory's reads of it.
+// organization's metadata, and every ended session, to every instance's
+// directory. It implements org.ChangeLog, auth's announcements of ended
+// sessions and the directory's reads of it.
 type ChangeLog struct {
 	coll *mongo.Collection
 
@@ -50,10 +52,24 @@ var _ org.ChangeLog = (*ChangeLog)(nil)
 // number does: FerretDB pushes a filter on a string _id down to SQLite, but
 // decodes every document to compare an integer one (measured: 0.65 µs
 // against 15 µs a document).
+//
+// An entry with a session id announces that session's end (its access
+// tokens are refused until until) and names no metadata write: instances
+// from before sessions re-read its organization, which is harmless.
 type changeDoc struct {
-	Key   string    `bson:"_id"`
-	OrgID string    `bson:"org_id"`
-	At    time.Time `bson:"at"`
+	Key       string     `bson:"_id"`
+	OrgID     string     `bson:"org_id"`
+	At        time.Time  `bson:"at"`
+	SessionID string     `bson:"sid,omitempty"`
+	Until     *time.Time `bson:"until,omitempty"`
+}
+
+func (d changeDoc) change() org.Change {
+	c := org.Change{OrgID: d.OrgID}
+	if d.SessionID != "" && d.Until != nil {
+		c.Ended = &org.SessionEnd{SessionID: d.SessionID, OrgID: d.OrgID, Until: d.Until.UTC()}
+	}
+	return c
 }
 
 func changeKey(seq int64) string { return fmt.Sprintf("%020d", seq) }
@@ -64,6 +80,19 @@ func (d changeDoc) seq() (int64, error) { return strconv.ParseInt(d.Key, 10, 64)
 // after the organization's lease is taken and before its metadata is
 // written, so that every write is announced before it happens.
 func (s *ChangeLog) Append(ctx context.Context, orgID string) error {
+	return s.append(ctx, changeDoc{OrgID: orgID})
+}
+
+// AppendSessionEnd announces e to every instance's directory: an entry
+// naming the session and until when its access tokens are refused. It
+// needs no lease: it writes no metadata.
+func (s *ChangeLog) AppendSessionEnd(ctx context.Context, e org.SessionEnd) error {
+	until := e.Until.UTC()
+	return s.append(ctx, changeDoc{OrgID: e.OrgID, SessionID: e.SessionID, Until: &until})
+}
+
+// append inserts d as the entry after the head.
+func (s *ChangeLog) append(ctx context.Context, d changeDoc) error {
 	s.hint.Lock()
 	defer s.hint.Unlock()
 	if time.Since(s.hint.at) > hintTTL {
@@ -75,7 +104,8 @@ func (s *ChangeLog) Append(ctx context.Context, orgID string) error {
 	}
 	for {
 		n := s.hint.seq + 1
-		_, err := s.coll.InsertOne(ctx, changeDoc{Key: changeKey(n), OrgID: orgID, At: time.Now().UTC()})
+		d.Key, d.At = changeKey(n), time.Now().UTC()
+		_, err := s.coll.InsertOne(ctx, d)
 		if err != nil && !mongo.IsDuplicateKeyError(err) {
 			return mapErr(err, "append change")
 		}
@@ -90,26 +120,26 @@ func (s *ChangeLog) Append(ctx context.Context, orgID string) error {
 	}
 }
 
-// At returns the organization named by entry seq of the change log;
-// errs.NotFound when there is no such entry (yet, or any more).
-func (s *ChangeLog) At(ctx context.Context, seq int64) (string, error) {
+// At returns entry seq of the change log; errs.NotFound when there is no
+// such entry (yet, or any more).
+func (s *ChangeLog) At(ctx context.Context, seq int64) (org.Change, error) {
 	var d changeDoc
 	if err := decodeOne(s.coll.FindOne(ctx, bson.D{{Key: "_id", Value: changeKey(seq)}}), &d); err != nil {
-		return "", mapErr(err, "read change")
+		return org.Change{}, mapErr(err, "read change")
 	}
-	return d.OrgID, nil
+	return d.change(), nil
 }
 
-// After returns the organizations named by entries seq+1, seq+2, …
-// in order, at most limit, stopping before the first number it does not
-// find. The usual answer, none, costs one lookup of seq+1.
-func (s *ChangeLog) After(ctx context.Context, seq int64, limit int) ([]string, error) {
+// After returns entries seq+1, seq+2, … in order, at most limit, stopping
+// before the first number it does not find. The usual answer, none, costs
+// one lookup of seq+1.
+func (s *ChangeLog) After(ctx context.Context, seq int64, limit int) ([]org.Change, error) {
 	first, err := s.At(ctx, seq+1)
 	if errs.Is(err, errs.NotFound) {
 		return nil, nil
 	}
 	if err != nil || limit == 1 {
-		return []string{first}, err
+		return []org.Change{first}, err
 	}
 	cur, err := s.coll.Find(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$gt", Value: changeKey(seq)}}}},
 		options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
@@ -120,15 +150,15 @@ func (s *ChangeLog) After(ctx context.Context, seq int64, limit int) ([]string, 
 	if err != nil {
 		return nil, mapErr(err, "read changes")
 	}
-	var ids []string
+	var out []org.Change
 	for _, d := range docs {
 		n, err := d.seq()
-		if err != nil || n != seq+int64(len(ids))+1 {
+		if err != nil || n != seq+int64(len(out))+1 {
 			break // a number not visible yet: the rest next time
 		}
-		ids = append(ids, d.OrgID)
+		out = append(out, d.change())
 	}
-	return ids, nil
+	return out, nil
 }
 
 // Head returns the number of the change log's last entry, 0 when it is empty.

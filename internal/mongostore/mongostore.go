@@ -1,11 +1,13 @@
 // Package mongostore is the service's storage over the official MongoDB
 // driver: one type per thing stored (organizations, name claims, leases,
 // the change log, tenant collections, documents, version claims, writer
-// registrations, the audit log, the usage ledger, rate-limit counts), each implementing the
-// interface its consumer declares. It runs unchanged on MongoDB and on
-// FerretDB, and depends on nothing either lacks: no transactions, no $out,
-// no dropTarget, no guarded update for exclusion (names, leases, versions,
-// usage counts and rate-limit slots are taken by inserts under unique keys).
+// registrations, the audit log, the usage ledger, sessions and their
+// refresh tokens, rate-limit counts), each implementing the interface its
+// consumer declares. It runs unchanged on MongoDB and on FerretDB, and
+// depends on nothing either lacks: no transactions, no $out, no dropTarget,
+// no guarded update for exclusion (names, leases, versions, usage counts,
+// used refresh tokens and rate-limit slots are taken by inserts under
+// unique keys).
 package mongostore
 
 import (
@@ -37,6 +39,9 @@ type Stores struct {
 	Writers       *WriterRegistrations
 	Audit         *AuditLog
 	Usage         *UsageLedger
+	Sessions      *Sessions
+	RefreshUses   *RefreshUses
+	SessionEnds   *SessionEnds
 
 	db *mongo.Database
 }
@@ -58,13 +63,19 @@ func Open(db *mongo.Database, copyBatch int) *Stores {
 		Writers:       &WriterRegistrations{coll: db.Collection(writersCollection)},
 		Audit:         &AuditLog{coll: db.Collection(AuditCollection)},
 		Usage:         &UsageLedger{coll: db.Collection(UsageCollection), marks: db.Collection(usageMarksCollection)},
+		Sessions:      &Sessions{coll: db.Collection(SessionsCollection)},
+		RefreshUses:   &RefreshUses{coll: db.Collection(RefreshUsesCollection)},
+		SessionEnds:   &SessionEnds{coll: db.Collection(SessionEndsCollection)},
 		db:            db,
 	}
 }
 
 // EnsureIndexes creates the indexes the stores rely on. It is idempotent.
 func (s *Stores) EnsureIndexes(ctx context.Context) error {
-	return s.Organizations.ensureIndexes(ctx)
+	if err := s.Organizations.ensureIndexes(ctx); err != nil {
+		return err
+	}
+	return s.Sessions.ensureIndexes(ctx)
 }
 
 // Ping checks that the database answers; errs.Unavailable when it does not.

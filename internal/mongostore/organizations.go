@@ -90,6 +90,7 @@ type memberDoc struct {
 	PasswordHash string    `bson:"password_hash"`
 	Role         string    `bson:"role"`
 	TokenVersion int64     `bson:"token_version"`
+	KeptSession  string    `bson:"kept_session,omitempty"`
 	CreatedAt    time.Time `bson:"created_at"`
 	UpdatedAt    time.Time `bson:"updated_at"`
 }
@@ -98,7 +99,7 @@ func toMemberDocs(ms []org.Member) []memberDoc {
 	out := make([]memberDoc, len(ms))
 	for i, m := range ms {
 		out[i] = memberDoc{ID: m.ID, Email: m.Email, PasswordHash: m.PasswordHash, Role: string(m.Role),
-			TokenVersion: m.TokenVersion, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
+			TokenVersion: m.TokenVersion, KeptSession: m.KeptSession, CreatedAt: m.CreatedAt, UpdatedAt: m.UpdatedAt}
 	}
 	return out
 }
@@ -117,6 +118,7 @@ type pendingDoc struct {
 	FromEmail       string     `bson:"from_email,omitempty"`
 	NewEmail        string     `bson:"new_email,omitempty"`
 	NewPasswordHash string     `bson:"new_password_hash,omitempty"`
+	SessionID       string     `bson:"session_id,omitempty"`
 	Events          []eventDoc `bson:"events,omitempty"`
 }
 
@@ -127,7 +129,7 @@ func toPendingDoc(p *org.Pending) *pendingDoc {
 	return &pendingDoc{
 		Op: string(p.Op), StartedAt: p.StartedAt, FromSlug: p.FromSlug, ToSlug: p.ToSlug, ToName: p.ToName,
 		Source: p.Source, Target: p.Target, Copied: p.Copied, MemberID: p.MemberID,
-		FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash,
+		FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash, SessionID: p.SessionID,
 		Events: toEventDocs(p.Events),
 	}
 }
@@ -146,14 +148,15 @@ func (d *orgDoc) organization() *org.Organization {
 		o.Pending = &org.Pending{
 			Op: org.Op(p.Op), StartedAt: p.StartedAt.UTC(), FromSlug: p.FromSlug, ToSlug: p.ToSlug, ToName: p.ToName,
 			Source: p.Source, Target: p.Target, Copied: p.Copied, MemberID: p.MemberID,
-			FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash,
+			FromEmail: p.FromEmail, NewEmail: p.NewEmail, NewPasswordHash: p.NewPasswordHash, SessionID: p.SessionID,
 			Events: fromEventDocs(p.Events),
 		}
 	}
 	o.AuditPending = fromEventDocs(d.AuditPending)
 	for _, m := range d.Members {
 		o.Members = append(o.Members, org.Member{ID: m.ID, Email: m.Email, PasswordHash: m.PasswordHash,
-			Role: org.Role(m.Role), TokenVersion: m.TokenVersion, CreatedAt: m.CreatedAt.UTC(), UpdatedAt: m.UpdatedAt.UTC()})
+			Role: org.Role(m.Role), TokenVersion: m.TokenVersion, KeptSession: m.KeptSession,
+			CreatedAt: m.CreatedAt.UTC(), UpdatedAt: m.UpdatedAt.UTC()})
 	}
 	org.Migrate(o) // written before members: its admin is its owner
 	return o

@@ -29,6 +29,7 @@ const (
 	EventOrgSuspended       EventAction = "org.suspended"
 	EventOrgReactivated     EventAction = "org.reactivated"
 	EventQuotasChanged      EventAction = "org.quotas_changed"
+	EventSessionEnded       EventAction = "session.ended"
 )
 
 // The types of what an event acts on.
@@ -44,14 +45,19 @@ const (
 // operation or, after a crash, by whoever settles the organization.
 type Event struct {
 	// ID orders an organization's events: a later event has a greater ID.
-	ID        string
-	OrgID     string
-	Time      time.Time
-	Actor     Actor
-	Action    EventAction
-	Target    Target
-	Details   map[string]string
-	RequestID string
+	ID      string
+	OrgID   string
+	Time    time.Time
+	Actor   Actor
+	Action  EventAction
+	Target  Target
+	Details map[string]string
+	// RequestID is the server's own id of the request that caused the
+	// event; ClientRequestID the X-Request-ID the client sent with it, if
+	// any (never trusted as the event's id: a client could name another
+	// request's).
+	RequestID       string
+	ClientRequestID string
 }
 
 // Actor is the member who acted. A failed login's actor is the member
@@ -85,11 +91,14 @@ var eventIDPattern = regexp.MustCompile(`^[0-9]{19}-[0-9a-f]{8}$`)
 // ValidEventID reports whether id has the form of an event ID, as a cursor must.
 func ValidEventID(id string) bool { return eventIDPattern.MatchString(id) }
 
-// Origin is what a request tells about itself: its id and the client's
-// address, recorded in the events it causes.
+// Origin is what a request tells about itself: its id (the server's own,
+// and the client's when it sent a safe one), the client's address and user
+// agent, recorded in the events and sessions it causes.
 type Origin struct {
-	RequestID string
-	ClientIP  string
+	RequestID       string
+	ClientRequestID string
+	ClientIP        string
+	UserAgent       string
 }
 
 type originKey struct{}
@@ -119,6 +128,8 @@ func newEvent(ctx context.Context, o *Organization, m *Member, action EventActio
 		Target:    target,
 		Details:   details,
 		RequestID: OriginOf(ctx).RequestID,
+		// The client's id beside the server's, never instead of it.
+		ClientRequestID: OriginOf(ctx).ClientRequestID,
 	}
 	if m != nil {
 		e.Actor = Actor{MemberID: m.ID, Email: m.Email}
@@ -191,11 +202,19 @@ func (s *Service) RecordLogin(ctx context.Context, o *Organization, m *Member, o
 	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventLoginSucceeded, memberTarget(m), details)})
 }
 
-// RecordLoginFailure writes the login.failed event of a login as member m
-// of o refused for reason, with the client's address. Errors: errs.Unavailable.
+// RecordLoginFailure writes the login.failed event of a login (or a check
+// of a current password) as member m of o refused for reason, with the
+// client's address. Errors: errs.Unavailable.
 func (s *Service) RecordLoginFailure(ctx context.Context, o *Organization, m *Member, reason string) error {
 	details := map[string]string{"ip": OriginOf(ctx).ClientIP, "reason": reason}
 	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventLoginFailed, memberTarget(m), details)})
+}
+
+// RecordSessionEnd writes the event of member m of o ending session id,
+// for reason (one of the End* constants). Errors: errs.Unavailable.
+func (s *Service) RecordSessionEnd(ctx context.Context, o *Organization, m *Member, id, reason string) error {
+	details := map[string]string{"session_id": id, "reason": reason, "ip": OriginOf(ctx).ClientIP}
+	return s.audit.Insert(ctx, []Event{newEvent(ctx, o, m, EventSessionEnded, memberTarget(m), details)})
 }
 
 // commitAudit inserts the events o's last metadata write recorded as

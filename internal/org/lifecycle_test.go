@@ -317,7 +317,9 @@ func TestRenameSurvivesCrashAtEveryStep(t *testing.T) {
 			want := f.seed(o.CollectionName, 150)
 
 			svc, reached := f.crashingAt(k, strategy)
-			_, err = svc.Update(context.Background(), principal(o), org.UpdateInput{Name: strp("Globex Inc"), Email: strp("boss@globex.com")})
+			p := principal(o)
+			p.SessionID = "the-changing-session"
+			_, err = svc.Update(context.Background(), p, org.UpdateInput{Name: strp("Globex Inc"), Email: strp("boss@globex.com"), CurrentPassword: strp("password-1")})
 			if !reached() {
 				require.NoError(t, err)
 			} else {
@@ -346,6 +348,9 @@ func TestRenameSurvivesCrashAtEveryStep(t *testing.T) {
 			if got.Slug == "globex_inc" {
 				other, otherEmail = "Acme Corp", "admin@acme.com"
 				assert.Equal(t, "boss@globex.com", got.AdminEmail, "email switches with the rename")
+				m := org.MemberByEmail(got, "boss@globex.com")
+				assert.Equal(t, int64(1), m.TokenVersion, "every earlier token revoked")
+				assert.Equal(t, "the-changing-session", m.KeptSession, "the session that made the change goes on, whoever rolled it forward")
 				// Rolled forward: its events once each, whoever wrote them.
 				assert.Equal(t, []string{"org.created", "org.renamed", "credentials.changed"}, f.actions(o.ID))
 			} else {

@@ -34,8 +34,11 @@ type Member struct {
 	PasswordHash string
 	Role         Role
 	TokenVersion int64
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// KeptSession is the session that last changed these credentials: it
+	// goes on when they change, every other session ends (Admits).
+	KeptSession string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 }
 
 // MembersOf returns o's members. An organization written before members

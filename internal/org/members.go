@@ -16,10 +16,11 @@ type AddMemberInput struct {
 }
 
 // SelfUpdate holds a member's own new email or password; nil fields are
-// left as they are.
+// left as they are. CurrentPassword is required.
 type SelfUpdate struct {
-	Email    *string
-	Password *string
+	Email           *string
+	Password        *string
+	CurrentPassword *string
 }
 
 func memberNotFound() error { return errs.Errorf(errs.NotFound, "member not found") }
@@ -223,13 +224,16 @@ func (s *Service) RemoveMember(ctx context.Context, p Principal, id string) erro
 	return nil
 }
 
-// UpdateMe changes the principal's own email or password; the principal's
-// tokens issued before die, nobody else's. Their own email again changes
-// nothing, as PUT /org/update does. Errors: errs.Invalid,
-// errs.Conflict (email taken), errs.Busy, errs.Unauthorized, errs.Unavailable.
+// UpdateMe changes the principal's own email or password, given its
+// current password; the principal's tokens issued before die, nobody
+// else's, and its sessions but the one making the change. Their own email
+// again changes nothing, as PUT /org/update does. Errors: errs.Invalid
+// (incl. current_password missing), errs.Forbidden (a wrong current
+// password), errs.Conflict (email taken), errs.Busy, errs.Unauthorized,
+// errs.Unavailable.
 func (s *Service) UpdateMe(ctx context.Context, p Principal, in SelfUpdate) (*Member, error) {
 	var fe fieldErrors
-	var email string
+	var email, current string
 	switch {
 	case in.Email == nil && in.Password == nil:
 		fe.add("", "at least one of email or password is required")
@@ -240,22 +244,29 @@ func (s *Service) UpdateMe(ctx context.Context, p Principal, in SelfUpdate) (*Me
 		if in.Password != nil {
 			checkPassword(&fe, "password", *in.Password)
 		}
+		current = checkCurrent(&fe, in.CurrentPassword, true)
 	}
 	if err := fe.err(); err != nil {
 		return nil, err
 	}
+	re, err := s.reauthenticate(ctx, p, ActSelf, current)
+	if err != nil {
+		return nil, err
+	}
 	var hash string
 	if in.Password != nil {
-		var err error
 		if hash, err = s.hasher.Hash(*in.Password); err != nil {
 			return nil, errs.Wrap(errs.Internal, err, "hash password")
 		}
 	}
 	var out Member
 	var oldEmail, newEmail string
-	err := s.memberWrite(ctx, p, func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error) {
+	err = s.memberWrite(ctx, p, func(ctx context.Context, o *Organization, ms []Member) ([]Member, Event, error) {
 		me, err := acting(o, p, ActSelf)
 		if err != nil {
+			return nil, Event{}, err
+		}
+		if err := s.stillVerified(ctx, o, me, re); err != nil {
 			return nil, Event{}, err
 		}
 		if email != "" && email != me.Email {
@@ -269,7 +280,7 @@ func (s *Service) UpdateMe(ctx context.Context, p Principal, in SelfUpdate) (*Me
 			return nil, Event{}, nil
 		}
 		ev := credentialsEvent(ctx, o, me, newEmail, hash != "")
-		ms = changeCredentials(ms, me.ID, newEmail, hash, time.Now().UTC().Truncate(time.Millisecond))
+		ms = changeCredentials(ms, me.ID, newEmail, hash, p.SessionID, time.Now().UTC().Truncate(time.Millisecond))
 		out = *MemberByID(&Organization{Members: ms}, me.ID)
 		return ms, ev, nil
 	})

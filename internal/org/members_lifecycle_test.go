@@ -35,7 +35,7 @@ func TestMemberChangesSurviveCrashAtEveryStep(t *testing.T) {
 			return svc.RemoveMember(context.Background(), owner, bob.ID)
 		}, func(o *org.Organization, bob *org.Member) bool { return org.MemberByID(o, bob.ID) == nil }, "member.removed"},
 		{"own email", func(svc *org.Service, owner org.Principal, _ *org.Member) error {
-			_, err := svc.UpdateMe(context.Background(), owner, org.SelfUpdate{Email: strp("boss@acme.com")})
+			_, err := svc.UpdateMe(context.Background(), owner, org.SelfUpdate{Email: strp("boss@acme.com"), CurrentPassword: strp("password-1")})
 			return err
 		}, func(o *org.Organization, _ *org.Member) bool { return org.MemberByEmail(o, "boss@acme.com") != nil }, "credentials.changed"},
 	} {

@@ -11,7 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/orgservice/orgservice/internal/auth"
+	"github.com/orgservice/orgservice/internal/app/apptest"
 	"github.com/orgservice/orgservice/internal/errs"
 	"github.com/orgservice/orgservice/internal/org"
 )
@@ -19,8 +19,10 @@ import (
 // TestMigrateMembers writes an organization as the code before members
 // did — admin_email, password_hash and token_version on the organization,
 // no members — and checks that its admin becomes its owner: at once on
-// read, durably after MigrateMembers, idempotently, and that a token issued
-// before the migration (no member id in it) keeps working.
+// read, durably after MigrateMembers, idempotently, and that its admin logs
+// in before and after it with the session and token kept across it. A
+// token from before sessions (no sid, nor member id in it) is refused: its
+// holder logs in again.
 func TestMigrateMembers(t *testing.T) {
 	f := newFixture(t, 1000)
 	ctx := context.Background()
@@ -39,23 +41,28 @@ func TestMigrateMembers(t *testing.T) {
 	require.NoError(t, f.stores.Names.Claim(ctx, "email/admin@old.co", oid.Hex()))
 	require.NoError(t, f.stores.Tenants.Create(ctx, "org_old_co"))
 
-	secret := []byte("0123456789abcdef0123456789abcdef")
 	oldToken, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
 		"org_name": "Old Co", "org_id": oid.Hex(), "ver": 4, "sub": "admin@old.co", "iss": "orgservice",
 		"iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix(),
-	}).SignedString(secret)
+	}).SignedString([]byte(apptest.Secret))
 	require.NoError(t, err)
 
-	svc := f.service(org.Config{})
-	authn, err := auth.NewService(svc, svc, auth.Config{Secret: secret, Issuer: "orgservice", TTL: time.Hour, BcryptCost: 4})
-	require.NoError(t, err)
+	a := f.process(org.Config{})
+	svc, authn := a.Orgs(), a.Auth()
 	want := []org.Member{{ID: oid.Hex(), Email: "admin@old.co", PasswordHash: string(hash), Role: org.RoleOwner,
 		TokenVersion: 4, CreatedAt: at, UpdatedAt: at}}
 
+	_, err = authn.Authenticate(ctx, oldToken)
+	assert.True(t, errs.Is(err, errs.Unauthorized), "a token from before sessions: %v", err)
+
 	// Before the migration, reads already see the admin as owner.
-	p, err := authn.Authenticate(ctx, oldToken)
+	tok, err := authn.Login(ctx, "Admin@Old.co", "password-1")
 	require.NoError(t, err)
-	assert.Equal(t, org.Principal{OrgID: oid.Hex(), Email: "admin@old.co", OrgName: "Old Co", MemberID: oid.Hex(), Role: org.RoleOwner}, p)
+	p, err := authn.Authenticate(ctx, tok.AccessToken)
+	require.NoError(t, err)
+	assert.Equal(t, org.Principal{OrgID: oid.Hex(), Email: "admin@old.co", OrgName: "Old Co", MemberID: oid.Hex(),
+		Role: org.RoleOwner, SessionID: p.SessionID}, p)
+	assert.NotEmpty(t, p.SessionID)
 
 	for range 2 { // idempotent
 		require.NoError(t, svc.MigrateMembers(ctx))
@@ -91,13 +98,15 @@ func TestMigrateMembers(t *testing.T) {
 		return err == nil && o.Pending == nil && lerr == nil && leased == 0
 	}, 10*time.Second, 20*time.Millisecond)
 
-	// The old token, a fresh login and the owner's rights all still work.
-	_, err = authn.Authenticate(ctx, oldToken)
+	// The token, its refresh, a fresh login and the owner's rights all still work.
+	_, err = authn.Authenticate(ctx, tok.AccessToken)
+	require.NoError(t, err)
+	tok, err = authn.Refresh(ctx, tok.RefreshToken)
 	require.NoError(t, err)
 	_, err = authn.Login(ctx, "Admin@Old.co", "password-1")
 	require.NoError(t, err)
-	_, err = svc.Update(ctx, p, org.UpdateInput{Password: strp("password-2")})
+	_, err = svc.Update(ctx, p, org.UpdateInput{Password: strp("password-2"), CurrentPassword: strp("password-1")})
 	require.NoError(t, err)
-	_, err = authn.Authenticate(ctx, oldToken)
-	assert.True(t, errs.Is(err, errs.Unauthorized), "a password change revokes the old token: %v", err)
+	_, err = authn.Authenticate(ctx, tok.AccessToken)
+	assert.True(t, errs.Is(err, errs.Unauthorized), "a password change revokes the token: %v", err)
 }

@@ -84,6 +84,7 @@ type Pending struct {
 	FromEmail       string
 	NewEmail        string
 	NewPasswordHash string
+	SessionID       string // the session changing them, which goes on
 
 	// Events are inserted into the audit log once the operation's effect
 	// is committed, before the intent is cleared.
@@ -120,4 +121,6 @@ type Principal struct {
 	OrgName  string
 	MemberID string
 	Role     Role
+	// SessionID is the session the access token belongs to.
+	SessionID string
 }

@@ -176,7 +176,7 @@ func TestLiveOperationIsNotTakenOver(t *testing.T) {
 	got, err := other.Get(context.Background(), "acme")
 	require.NoError(t, err, "reads work during a pending rename")
 	assert.Equal(t, o.ID, got.ID)
-	_, err = other.Update(context.Background(), principal(o), org.UpdateInput{Password: strp("another-pass")})
+	_, err = other.Update(context.Background(), principal(o), org.UpdateInput{Password: strp("another-pass"), CurrentPassword: strp("password-1")})
 	assert.True(t, errs.Is(err, errs.Busy), "writes are refused while an operation runs: %v", err)
 
 	close(proceed)

@@ -152,9 +152,12 @@ type NameClaim struct {
 // renameCollection; the copy strategy is the fallback.
 var ErrRenameUnsupported = errs.Errorf(errs.Internal, "the database does not support renameCollection")
 
-// Hasher hashes and checks passwords.
+// Hasher hashes and checks passwords: the one way every bcrypt
+// computation goes (auth.Bcrypt), so that one bound can admit them all.
 type Hasher interface {
 	Hash(password string) (string, error)
+	// Compare reports whether password is the one hash was made from.
+	Compare(hash, password string) (bool, error)
 }
 
 func slugKey(slug string) string   { return "slug/" + slug }

@@ -11,12 +11,14 @@ import (
 )
 
 // Update changes the name of the principal's own organization, or the
-// principal's own email or password; only an owner may. A rename moves the tenant collection to the new name's
+// principal's own email or password; only an owner may, and only with the
+// current password for the email or password (checked whenever given). A rename moves the tenant collection to the new name's
 // collection with every document; it is written as an intent first, so a
 // crash at any step is rolled forward by the reconciler. Changing the email
 // or the password revokes the principal's tokens issued before, nobody
 // else's; renaming revokes nothing.
-// Errors: errs.Invalid, errs.Forbidden (not an owner), errs.Conflict (name or
+// Errors: errs.Invalid (incl. current_password missing), errs.Forbidden (not
+// an owner, or a wrong current password), errs.Conflict (name or
 // email taken), errs.Busy (another
 // operation in progress), errs.Unauthorized (organization gone),
 // errs.Unavailable.
@@ -24,6 +26,12 @@ func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Org
 	v, err := in.validate()
 	if err != nil {
 		return nil, err
+	}
+	var re verified
+	if v.current != "" {
+		if re, err = s.reauthenticate(ctx, p, ActUpdateOrg, v.current); err != nil {
+			return nil, err
+		}
 	}
 	var hash string
 	if v.password != "" {
@@ -38,7 +46,7 @@ func (s *Service) Update(ctx context.Context, p Principal, in UpdateInput) (*Org
 			if err != nil {
 				return err
 			}
-			out, err = s.update(ctx, o, p, v, hash)
+			out, err = s.update(ctx, o, p, v, hash, re)
 			return err
 		})
 	})
@@ -69,13 +77,16 @@ func (s *Service) settled(ctx context.Context, id string) (*Organization, error)
 	return nil, errs.Errorf(errs.Internal, "organization %s did not settle", id)
 }
 
-func (s *Service) update(ctx context.Context, o *Organization, p Principal, v validUpdate, hash string) (*Organization, error) {
+func (s *Service) update(ctx context.Context, o *Organization, p Principal, v validUpdate, hash string, re verified) (*Organization, error) {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	me := MemberByID(o, p.MemberID)
 	if me == nil {
 		return nil, errs.Errorf(errs.Unauthorized, "the token's member no longer exists")
 	}
 	if err := Authorize(me.Role, ActUpdateOrg); err != nil {
+		return nil, err
+	}
+	if err := s.stillVerified(ctx, o, me, re); err != nil {
 		return nil, err
 	}
 	newEmail := ""
@@ -104,17 +115,17 @@ func (s *Service) update(ctx context.Context, o *Organization, p Principal, v va
 			}
 			return nil, err
 		}
-		p := &Pending{
+		intent := &Pending{
 			Op: OpRename, StartedAt: now,
 			FromSlug: o.Slug, ToSlug: v.slug, ToName: v.name,
 			Source: o.CollectionName, Target: CollectionName(v.slug),
-			MemberID: me.ID, FromEmail: me.Email, NewEmail: newEmail, NewPasswordHash: hash,
+			MemberID: me.ID, FromEmail: me.Email, NewEmail: newEmail, NewPasswordHash: hash, SessionID: p.SessionID,
 			Events: updateEvents(ctx, o, me, v.name, newEmail, hash != ""),
 		}
-		if err := s.meta.Update(ctx, o.ID, Changes{Pending: p, SetPending: true, UpdatedAt: now}); err != nil {
+		if err := s.meta.Update(ctx, o.ID, Changes{Pending: intent, SetPending: true, UpdatedAt: now}); err != nil {
 			return nil, err
 		}
-		o.Pending = p
+		o.Pending = intent
 		if err := s.step("rename:intent"); err != nil {
 			return nil, err
 		}
@@ -130,7 +141,7 @@ func (s *Service) update(ctx context.Context, o *Organization, p Principal, v va
 		c.Name = &v.name
 	}
 	if newEmail != "" || hash != "" {
-		c = withMembers(c, changeCredentials(MembersOf(o), me.ID, newEmail, hash, now))
+		c = withMembers(c, changeCredentials(MembersOf(o), me.ID, newEmail, hash, p.SessionID, now))
 	}
 	if evs := updateEvents(ctx, o, me, v.name, newEmail, hash != ""); len(evs) > 0 {
 		c.AuditPending, c.SetAuditPending = evs, true
@@ -180,8 +191,11 @@ func credentialsEvent(ctx context.Context, o *Organization, me *Member, newEmail
 
 // changeCredentials returns ms with member id's email and password hash
 // changed (empty: unchanged) and its token version bumped, so that its
-// older tokens die and nobody else's.
-func changeCredentials(ms []Member, id, email, hash string, now time.Time) []Member {
+// older tokens die and nobody else's, and its sessions with them but for
+// session, the one making the change (OWASP Session Management Cheat
+// Sheet: renew the session on a change of credentials; the caller renews
+// its access token with its refresh token).
+func changeCredentials(ms []Member, id, email, hash, session string, now time.Time) []Member {
 	ms = slices.Clone(ms)
 	for i := range ms {
 		if ms[i].ID != id {
@@ -194,6 +208,7 @@ func changeCredentials(ms []Member, id, email, hash string, now time.Time) []Mem
 			ms[i].PasswordHash = hash
 		}
 		ms[i].TokenVersion++
+		ms[i].KeptSession = session
 		ms[i].UpdatedAt = now
 	}
 	return ms
@@ -227,7 +242,7 @@ func (s *Service) finishRename(ctx context.Context, o *Organization) error {
 			if m := MemberByEmail(o, p.FromEmail); id == "" && m != nil {
 				id = m.ID // an intent written before members: the admin's
 			}
-			c = withMembers(c, changeCredentials(MembersOf(o), id, p.NewEmail, p.NewPasswordHash, c.UpdatedAt))
+			c = withMembers(c, changeCredentials(MembersOf(o), id, p.NewEmail, p.NewPasswordHash, p.SessionID, c.UpdatedAt))
 		}
 		if err := s.meta.Update(ctx, o.ID, c); err != nil {
 			return err

@@ -25,10 +25,13 @@ type CreateInput struct {
 }
 
 // UpdateInput holds the fields to change; nil ones are left as they are.
+// CurrentPassword is required to change the email or the password, and
+// checked whenever it is given.
 type UpdateInput struct {
-	Name     *string
-	Email    *string
-	Password *string
+	Name            *string
+	Email           *string
+	Password        *string
+	CurrentPassword *string
 }
 
 type fieldErrors []errs.FieldError
@@ -109,9 +112,9 @@ func (in CreateInput) validate() (validCreate, error) {
 }
 
 // validUpdate is an UpdateInput that passed validation; empty strings mean
-// "unchanged".
+// "unchanged" (current: not given).
 type validUpdate struct {
-	name, slug, email, password string
+	name, slug, email, password, current string
 }
 
 func (in UpdateInput) validate() (validUpdate, error) {
@@ -131,5 +134,18 @@ func (in UpdateInput) validate() (validUpdate, error) {
 		checkPassword(&fe, "password", *in.Password)
 		v.password = *in.Password
 	}
+	v.current = checkCurrent(&fe, in.CurrentPassword, in.Email != nil || in.Password != nil)
 	return v, fe.err()
+}
+
+// checkCurrent returns the current_password given ("" when none), which
+// changing credentials requires.
+func checkCurrent(fe *fieldErrors, current *string, changing bool) string {
+	if current == nil || *current == "" {
+		if changing {
+			fe.add("current_password", "is required to change the email or password")
+		}
+		return ""
+	}
+	return *current
 }

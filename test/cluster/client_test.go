@@ -57,7 +57,7 @@ func (c *client) call(inst int, r apiclient.Request) answer {
 		a = answer{Body: []byte(err.Error())}
 	}
 	route, _, _ := strings.Cut(r.Path, "?")
-	if strings.HasPrefix(route, "/api/v1/org/members/") {
+	if strings.HasPrefix(route, "/api/v1/org/members/") && route != "/api/v1/org/members/me/sessions" {
 		route = "/api/v1/org/members/{id}"
 	}
 	c.mu.Lock()
@@ -100,6 +100,23 @@ func (c *client) get(inst int, name string) answer {
 	return c.call(inst, apiclient.GetOrg(name))
 }
 
+// getAs is get with token: a token of the organization sees all of it.
+func (c *client) getAs(inst int, name, token string) answer {
+	r := apiclient.GetOrg(name)
+	r.Token = token
+	return c.call(inst, r)
+}
+
+// refresh renews a session with its refresh token, from a client address
+// of its own (refreshes count with the writes, which are unlimited here).
+func (c *client) refresh(inst int, refreshToken string) answer {
+	return c.call(inst, apiclient.Refresh(refreshToken).With("X-Forwarded-For", c.nextIP()))
+}
+
+func (c *client) logout(inst int, token string) answer {
+	return c.call(inst, apiclient.Logout(token))
+}
+
 // login logs in from a client address of its own.
 func (c *client) login(inst int, email, password string) answer {
 	return c.loginFrom(inst, email, password, c.nextIP())
@@ -110,8 +127,10 @@ func (c *client) loginFrom(inst int, email, password, ip string) answer {
 	return c.call(inst, apiclient.Login(email, password).With("X-Forwarded-For", ip))
 }
 
+// update sends an update from a client address of its own: one carrying
+// current_password is a password attempt, limited per address like a login.
 func (c *client) update(inst int, token string, u apiclient.OrgUpdate) answer {
-	return c.call(inst, apiclient.UpdateOrg(token, u))
+	return c.call(inst, apiclient.UpdateOrg(token, u).With("X-Forwarded-For", c.nextIP()))
 }
 
 func (c *client) remove(inst int, token, name string) answer {
@@ -153,6 +172,12 @@ func accessToken(a answer) string {
 	var v apiclient.Token
 	_ = a.JSON(&v)
 	return v.AccessToken
+}
+
+func refreshToken(a answer) string {
+	var v apiclient.Token
+	_ = a.JSON(&v)
+	return v.RefreshToken
 }
 
 // parallel runs tasks on workers goroutines and waits for them all.

@@ -5,12 +5,14 @@
 // mixed concurrent traffic spread over the three. At the end the database
 // holds what the answers said and what the fault-injection tests require,
 // every instance answers every organization as the database holds it, tokens
-// revoked on one instance are refused on all within DIRECTORY_STALENESS,
-// the login limits held exactly across the instances, and the audit log
-// holds every change answered done exactly once. An organization suspended
-// through one instance's operator API is refused on all within the bound,
-// and writers on all three racing for an organization's last free
-// documents never take it past its quota. Run it with
+// revoked on one instance — by a change of credentials, a delete, a logout
+// or a reused refresh token — are refused on all within
+// DIRECTORY_STALENESS, the login limits held exactly across the instances
+// without locking an account's owner out, and the audit log holds every
+// change answered done exactly once. An organization suspended through one
+// instance's operator API is refused on all within the bound, and writers
+// on all three racing for an organization's last free documents never take
+// it past its quota. Run it with
 // `make test-cluster`.
 package cluster
 
@@ -48,6 +50,7 @@ const (
 	instances  = 3
 	leaseTTL   = 3 * time.Second
 	loginLimit = 5 // LOGIN_RATE_PER_MIN, the service's default
+	emailLimit = 8 // LOGIN_EMAIL_RATE_PER_MIN: above loginLimit, below a burst
 	password   = "password-1"
 	workers    = 6 // concurrent clients of the traffic phases
 )
@@ -65,7 +68,10 @@ type env struct {
 
 	// Organizations kept out of the mixed traffic, by role.
 	limitOrg                          orgModel // the email of the shared-limit burst
+	limitToken                        string   // a token one of the burst's logins got
+	lockoutOrg                        orgModel // the email tried from one address, its owner from another
 	revokePwd, revokeEmail, revokeDel orgModel
+	revokeLogout, revokeReuse         orgModel
 }
 
 func (e *env) intn(n int) int {
@@ -141,6 +147,11 @@ func TestCluster(t *testing.T) {
 	go func() { limits <- e.limitBurst() }()
 	e.mixedPhase()
 	lr := <-limits
+	for _, a := range lr.email {
+		if a.Status == http.StatusOK {
+			e.limitToken = accessToken(a)
+		}
+	}
 	t.Logf("traffic done in %s", time.Since(began).Round(time.Millisecond))
 
 	t.Run("revocation", e.revocation)
@@ -187,8 +198,8 @@ func (e *env) createPhase() {
 			e.createRace(fmt.Sprintf("email race %d", k), names, emails)
 		})
 	}
-	roles := []*orgModel{&e.limitOrg, &e.revokePwd, &e.revokeEmail, &e.revokeDel}
-	for i, name := range []string{"Limit Org", "Revoke Password", "Revoke Email", "Revoke Delete"} {
+	roles := []*orgModel{&e.limitOrg, &e.revokePwd, &e.revokeEmail, &e.revokeDel, &e.lockoutOrg, &e.revokeLogout, &e.revokeReuse}
+	for i, name := range []string{"Limit Org", "Revoke Password", "Revoke Email", "Revoke Delete", "Lockout Org", "Revoke Logout", "Revoke Reuse"} {
 		add(func() {
 			if o, ok := e.createOne(e.inst(), name, fmt.Sprintf("role%d@cluster.test", i)); ok {
 				*roles[i] = o
@@ -263,7 +274,7 @@ func (e *env) mixable() []orgModel {
 	var out []orgModel
 	for _, o := range e.m.live() {
 		switch o.id {
-		case e.limitOrg.id, e.revokePwd.id, e.revokeEmail.id, e.revokeDel.id:
+		case e.limitOrg.id, e.revokePwd.id, e.revokeEmail.id, e.revokeDel.id, e.lockoutOrg.id, e.revokeLogout.id, e.revokeReuse.id:
 			continue
 		}
 		out = append(out, o)
@@ -287,6 +298,7 @@ func serviceEnv(mongoURL, secret, addr, dataDir string, staleness time.Duration)
 		"BCRYPT_COST=4",
 		"LEASE_TTL=" + leaseTTL.String(),
 		fmt.Sprintf("LOGIN_RATE_PER_MIN=%d", loginLimit),
+		fmt.Sprintf("LOGIN_EMAIL_RATE_PER_MIN=%d", emailLimit),
 		"WRITE_RATE_PER_MIN=0",
 		// The test is the only client, on loopback: it names each logical
 		// client by X-Forwarded-For, so that the per-IP login limit counts

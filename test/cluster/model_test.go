@@ -103,13 +103,6 @@ func (m *model) knownNames() []string {
 	return out
 }
 
-// known reports whether id is an organization the model holds.
-func (m *model) known(id string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.orgs[id] != nil
-}
-
 // tokenExpected reports whether o's token must still be accepted: its
 // organization lives, its credentials did not change, and no other
 // organization holds the name the token was minted under (a token whose

@@ -13,22 +13,24 @@ import (
 	"github.com/orgservice/orgservice/internal/apiclient"
 )
 
-// revocation changes a password, an email and deletes an organization, each
-// on another instance A, with a token minted on A: the token is refused on
-// A at once, and on the two others within the staleness bound; after the
-// bound, logins everywhere see the change. The three run at once.
+// revocation changes a password, an email, deletes an organization, logs
+// out, and presents a used refresh token again, each on an instance A, with
+// a token minted on A: the token is refused on A at once, and on the two
+// others within the staleness bound; after the bound, logins and refreshes
+// everywhere see the change. The five run at once.
 func (e *env) revocation(t *testing.T) {
 	var wg sync.WaitGroup
 	for i, c := range []struct {
 		kind string
 		o    orgModel
-	}{{"password change", e.revokePwd}, {"email change", e.revokeEmail}, {"delete", e.revokeDel}} {
+	}{{"password change", e.revokePwd}, {"email change", e.revokeEmail}, {"delete", e.revokeDel},
+		{"logout", e.revokeLogout}, {"refresh reuse", e.revokeReuse}} {
 		if c.o.id == "" {
 			t.Errorf("%s: its organization was not created", c.kind)
 			continue
 		}
 		wg.Add(1)
-		go func() { defer wg.Done(); e.revokeOn(t, c.kind, i, c.o) }()
+		go func() { defer wg.Done(); e.revokeOn(t, c.kind, i%instances, c.o) }()
 	}
 	wg.Wait()
 }
@@ -44,7 +46,7 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 	if !assert.Equal(t, http.StatusOK, login.Status, "%s: login on instance %d: %s", kind, a, login) {
 		return
 	}
-	token := accessToken(login)
+	token, refresh := accessToken(login), refreshToken(login)
 	for i := range instances { // the precondition: the token works everywhere
 		if p := e.c.probe(i, token); !assert.Equal(t, http.StatusBadRequest, p.Status,
 			"%s: the fresh token on instance %d (400: accepted, then refused for want of a name): %s", kind, i, p) {
@@ -53,18 +55,35 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 	}
 
 	var change answer
+	var renewed answer // refresh reuse: the pair the session's first refresh got, on another instance
 	newEmail, newPassword := "moved-"+o.email, "changed-"+o.password
 	switch kind {
 	case "password change":
-		change = e.c.update(a, token, apiclient.OrgUpdate{Password: newPassword})
+		change = e.c.update(a, token, apiclient.OrgUpdate{Password: newPassword, CurrentPassword: o.password})
 	case "email change":
-		change = e.c.update(a, token, apiclient.OrgUpdate{Email: newEmail})
+		change = e.c.update(a, token, apiclient.OrgUpdate{Email: newEmail, CurrentPassword: o.password})
 	case "delete":
 		change = e.c.remove(a, token, o.name)
+	case "logout":
+		change = e.c.logout(a, token)
+	case "refresh reuse":
+		renewed = e.c.refresh(others[0], refresh)
+		if !assert.Equal(t, http.StatusOK, renewed.Status, "%s: the first refresh, on instance %d: %s", kind, others[0], renewed) {
+			return
+		}
+		change = e.c.refresh(a, refresh) // used already: the session ends
+		if !assert.Equal(t, http.StatusUnauthorized, change.Status, "%s on instance %d: %s", kind, a, change) {
+			return
+		}
+		change.Status = http.StatusNoContent
 	}
 	done := time.Now()
 	if !assert.Contains(t, []int{http.StatusOK, http.StatusNoContent}, change.Status, "%s on instance %d: %s", kind, a, change) {
 		return
+	}
+	tokens := []string{token}
+	if kind == "refresh reuse" {
+		tokens = append(tokens, accessToken(renewed)) // the session's, issued after the first
 	}
 	e.m.update(o.id, func(m *orgModel) {
 		switch kind {
@@ -77,27 +96,33 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 		case "delete":
 			m.deleted = true
 			m.committed["org.deleted"]++
+		case "logout", "refresh reuse":
+			m.committed["session.ended"]++
 		}
 	})
-	p := e.c.probe(a, token)
-	assert.Equal(t, http.StatusUnauthorized, p.Status, "%s: instance %d, which made it, must refuse the old token at once: %s", kind, a, p)
+	for _, tok := range tokens {
+		p := e.c.probe(a, tok)
+		assert.Equal(t, http.StatusUnauthorized, p.Status, "%s: instance %d, which made it, must refuse the old token at once: %s", kind, a, p)
+	}
 
 	var wg sync.WaitGroup
 	for _, b := range others {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			after, ok := e.refusedAfter(t, b, token, done, bound()+5*time.Second)
-			switch {
-			case !ok:
-				t.Errorf("%s on instance %d: instance %d still accepts the old token %s later", kind, a, b, bound()+5*time.Second)
-			case after > bound():
-				t.Errorf("%s on instance %d: instance %d refused the old token only after %s (staleness %s + margin %s)",
-					kind, a, b, after.Round(time.Millisecond), *staleness, *margin)
-			default:
-				t.Logf("%s on instance %d: instance %d refused the old token after %s", kind, a, b, after.Round(time.Millisecond))
-			}
-		}()
+		for _, tok := range tokens {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				after, ok := e.refusedAfter(t, b, tok, done, bound()+5*time.Second)
+				switch {
+				case !ok:
+					t.Errorf("%s on instance %d: instance %d still accepts the old token %s later", kind, a, b, bound()+5*time.Second)
+				case after > bound():
+					t.Errorf("%s on instance %d: instance %d refused the old token only after %s (staleness %s + margin %s)",
+						kind, a, b, after.Round(time.Millisecond), *staleness, *margin)
+				default:
+					t.Logf("%s on instance %d: instance %d refused the old token after %s", kind, a, b, after.Round(time.Millisecond))
+				}
+			}()
+		}
 	}
 	wg.Wait()
 
@@ -121,6 +146,18 @@ func (e *env) revokeOn(t *testing.T, kind string, a int, o orgModel) {
 			g := e.c.get(i, o.name)
 			assert.Equal(t, http.StatusNotFound, g.Status, "GET of deleted %q on instance %d: %s", o.name, i, g)
 		}
+	case "logout", "refresh reuse":
+		refreshes := []string{refresh}
+		if kind == "refresh reuse" {
+			refreshes = append(refreshes, refreshToken(renewed))
+		}
+		for i := range instances {
+			for _, r := range refreshes {
+				got := e.c.refresh(i, r)
+				assert.Equal(t, http.StatusUnauthorized, got.Status, "%s: a refresh token of the ended session on instance %d: %s", kind, i, got)
+			}
+		}
+		e.wantLogin(t, b, o.email, o.password, http.StatusOK, "the same credentials, in a new session")
 	}
 }
 

@@ -104,7 +104,7 @@ func (r *rig) start() {
 	r.svc = proctest.Start(r.t, "service", r.svcBin, r.dir, nil, []string{
 		"MONGO_URL=" + r.uri, "MONGO_DB_NAME=" + dbName, "SECRET_KEY=" + strings.Repeat("s", 40),
 		"HTTP_ADDR=" + r.addr, "MIGRATION_STRATEGY=copy", "LEASE_TTL=" + leaseTTL.String(), "BCRYPT_COST=4",
-		"LOGIN_RATE_PER_MIN=0", "WRITE_RATE_PER_MIN=0", "DATA_RATE_PER_MIN=0", "LOG_FORMAT=text", "LOG_LEVEL=info",
+		"LOGIN_RATE_PER_MIN=0", "LOGIN_EMAIL_RATE_PER_MIN=0", "WRITE_RATE_PER_MIN=0", "DATA_RATE_PER_MIN=0", "LOG_FORMAT=text", "LOG_LEVEL=info",
 		"OPERATOR_API_KEY=" + operatorKey,
 	})
 	proctest.WaitReady(r.t, r.svc, r.base, 30*time.Second)

@@ -145,7 +145,7 @@ const base = process.env.ORGSERVICE_URL || 'http://127.0.0.1:8090';
   assert.notEqual(docs.next, null);
 
   // Changing one's password revokes the token: log in again, Authorize anew.
-  await run('updateMe', '200', { body: JSON.stringify({password: 'password-2'}) });
+  await run('updateMe', '200', { body: JSON.stringify({password: 'password-2', current_password: 'password-1'}) });
   await run('getMe', '401');
   await run('adminLogin', '401', { body: JSON.stringify({email: owner, password: 'password-1'}) });
   login = await run('adminLogin', '200', { body: JSON.stringify({email: owner, password: 'password-2'}) });
